@@ -1,0 +1,175 @@
+"""The block contract: typed ports, explicit parameters, optional training and metric sinks.
+
+A block is one small object with an explicit configuration (a pydantic model ``Params``), named input
+ports (``inputs``) and named outputs. The engine (:mod:`linksim.graph`) calls, in order:
+
+``setup(specs)``   shape/dtype inference: receives the :class:`Spec` of every connected input (a list of
+                   specs for a ``multi`` port) and returns the spec of every output; raise
+                   :class:`~linksim.errors.PortError` if the inputs do not fit.
+``fit(data, ctx)`` only for ``trainable`` blocks, before evaluation; ``data`` streams this block's inputs
+                   computed by the upstream graph on the training split.  ``state()``/``load_state()``
+                   let the engine cache trained weights by a hash of config + upstream + data.
+``forward(**x)``   one batch: tensors in, dict of tensors out (first dimension = batch).
+``reset/update/compute``  metric sinks accumulate over the test split and return :class:`Metric` rows.
+``report()``       static per-sample figures (``bits_per_sample``, ``channel_uses_per_sample``, ...).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Iterator
+
+import pydantic
+
+# Kinds of data flowing on ports. Shapes exclude the batch dimension.
+KINDS = {
+    "bits": "float tensor of 0/1 values",
+    "llr": "float log-likelihood ratios, log p(b=1)/p(b=0) (Sionna convention)",
+    "complex": "complex baseband symbols (one complex channel use each)",
+    "real": "real-valued vector (features, logits, noise variances)",
+    "image": "float image in [0, 1], shape (C, H, W)",
+    "label": "int64 class index",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """What flows on a port: kind, per-sample shape, and free-form metadata (e.g. ``num_classes``)."""
+
+    kind: str
+    shape: tuple[int, ...]
+    meta: dict = dataclasses.field(default_factory=dict, compare=False, hash=False)
+
+    def __str__(self) -> str:
+        return f"{self.kind}{list(self.shape)}"
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+
+@dataclasses.dataclass(frozen=True)
+class Port:
+    """An input port: accepted kinds, whether it may stay unconnected, whether it takes several sources."""
+
+    kinds: tuple[str, ...]
+    doc: str = ""
+    optional: bool = False
+    multi: bool = False
+
+
+@dataclasses.dataclass
+class Metric:
+    """One result row produced by a sink: ``labels`` add or override columns (e.g. ``system``, ``layer``)."""
+
+    name: str
+    value: float
+    n: int
+    labels: dict = dataclasses.field(default_factory=dict)
+
+
+class NoParams(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+
+class Params(pydantic.BaseModel):
+    """Base for block parameter models: unknown keys are errors."""
+
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+
+class TrainData:
+    """What a trainable block receives: its inputs computed by the upstream graph on the training split."""
+
+    def __init__(self, epoch_fn, num_samples: int, batch_size: int):
+        self._epoch_fn = epoch_fn
+        self.num_samples = num_samples
+        self.batch_size = batch_size
+
+    def epoch(self, index: int = 0, shuffle: bool = True) -> Iterator[dict]:
+        """Yield batches (dicts of this block's inputs) for one pass over the training data."""
+        return self._epoch_fn(index, shuffle)
+
+    def materialize(self) -> dict:
+        """All training inputs at once (one pass, no shuffling), concatenated along the batch dimension."""
+        import torch
+
+        parts: dict[str, list] = {}
+        for batch in self.epoch(0, shuffle=False):
+            for k, v in batch.items():
+                parts.setdefault(k, []).append(v)
+        out = {}
+        for k, vs in parts.items():
+            if isinstance(vs[0], list):  # multi port: list of tensors per batch
+                out[k] = [torch.cat([b[i] for b in vs]) for i in range(len(vs[0]))]
+            else:
+                out[k] = torch.cat(vs)
+        return out
+
+
+class Block:
+    """Base class of every block. Subclasses set the class attributes and override what they need."""
+
+    type_name: ClassVar[str] = ""
+    role: ClassVar[str] = ""  # source | transmitter | channel | link | receiver | metric | analysis
+    Params: ClassVar[type[pydantic.BaseModel]] = NoParams
+    inputs: ClassVar[dict[str, Port]] = {}
+    outputs: ClassVar[dict[str, str]] = {}  # name -> description
+    trainable: ClassVar[bool] = False
+
+    def __init__(self, name: str, params: pydantic.BaseModel, ctx: Any):
+        self.name = name
+        self.p = params
+        self.ctx = ctx
+        self.in_specs: dict = {}
+        self.out_specs: dict[str, Spec] = {}
+
+    # -- graph-time -------------------------------------------------------------------------------
+    def setup(self, specs: dict) -> dict[str, Spec]:
+        raise NotImplementedError
+
+    # -- run-time ---------------------------------------------------------------------------------
+    def forward(self, **x) -> dict:
+        return {}
+
+    def report(self) -> dict[str, float]:
+        return {}
+
+    def num_samples(self, split: str) -> int | None:
+        """Sources that read a finite dataset say how many samples a split holds."""
+        return None
+
+    # -- training ---------------------------------------------------------------------------------
+    def fit(self, data: TrainData, ctx: Any) -> None:
+        raise NotImplementedError
+
+    def state(self) -> dict:
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        pass
+
+    def cache_salt(self) -> Any:
+        """Extra data that makes the training cache key unique (e.g. the dataset fingerprint)."""
+        return None
+
+    # -- metric sinks -----------------------------------------------------------------------------
+    is_sink: ClassVar[bool] = False
+
+    def reset(self) -> None:
+        pass
+
+    def update(self, **x) -> None:
+        pass
+
+    def compute(self) -> list[Metric]:
+        return []
+
+
+def expect(spec: Spec, kinds: tuple[str, ...] | str, what: str) -> None:
+    """Helper for ``setup``: raise PortError unless ``spec.kind`` is one of ``kinds``."""
+    kinds = (kinds,) if isinstance(kinds, str) else kinds
+    if spec.kind not in kinds:
+        raise PortError(f"{what} expects {' or '.join(kinds)}, got {spec}")

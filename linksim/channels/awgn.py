@@ -1,0 +1,23 @@
+"""AWGN channel (Sionna ``AWGN``)."""
+from __future__ import annotations
+
+import torch
+
+from .base import SymbolChannel, noise_variance
+
+
+class AWGNChannel(SymbolChannel):
+    """Complex AWGN at Es/N0 = snr_db (Sionna AWGN)."""
+
+    type_name = "awgn"
+
+    def __init__(self, name, params, ctx):
+        super().__init__(name, params, ctx)
+        from sionna.phy.channel import AWGN
+
+        self.awgn = AWGN(device=ctx.device)
+
+    def forward(self, x):
+        no = noise_variance(self.p.snr_db)
+        y = self.awgn(x.to(torch.complex64), no)
+        return {"y": y, "nvar": torch.full(y.shape, no, device=y.device)}

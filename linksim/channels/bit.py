@@ -1,0 +1,65 @@
+"""Bit-level channels (Sionna): binary symmetric and binary erasure. One channel use = one binary symbol."""
+from __future__ import annotations
+
+import pydantic
+import torch
+
+from ..block import Block, Params, Port, Spec, expect
+
+LLR_MAX = 20.0
+
+
+class _BitChannel(Block):
+    role = "channel"
+    inputs = {"bits": Port(("bits",), "0/1 bits")}
+    outputs = {"bits": "received bits (erasures resolved to 0)", "llr": "LLRs log p(1)/p(0); 0 = erased"}
+
+    def setup(self, specs):
+        expect(specs["bits"], "bits", "bits")
+        self.uses = specs["bits"].size
+        return {"bits": specs["bits"], "llr": Spec("llr", specs["bits"].shape, specs["bits"].meta)}
+
+    def report(self):
+        return {"channel_uses_per_sample": float(self.uses)}
+
+
+class BSCChannel(_BitChannel):
+    """Binary symmetric channel with crossover probability p (Sionna BinarySymmetricChannel)."""
+
+    type_name = "bsc"
+
+    class Params(Params):
+        p: float = pydantic.Field(ge=0.0, le=1.0, description="bit flip probability")
+
+    def __init__(self, name, params, ctx):
+        super().__init__(name, params, ctx)
+        from sionna.phy.channel import BinarySymmetricChannel
+
+        self.ch = BinarySymmetricChannel(device=ctx.device)
+
+    def forward(self, bits):
+        y = self.ch(bits.float(), self.p.p) if self.p.p > 0 else bits.float()
+        p = min(max(self.p.p, 1e-9), 1 - 1e-9)
+        mag = min(abs(float(torch.log(torch.tensor((1 - p) / p)))), LLR_MAX)
+        return {"bits": y, "llr": (2 * y - 1) * mag}
+
+
+class BECChannel(_BitChannel):
+    """Binary erasure channel with erasure probability p (Sionna BinaryErasureChannel)."""
+
+    type_name = "bec"
+
+    class Params(Params):
+        p: float = pydantic.Field(ge=0.0, le=1.0, description="erasure probability")
+
+    def __init__(self, name, params, ctx):
+        super().__init__(name, params, ctx)
+        from sionna.phy.channel import BinaryErasureChannel
+
+        self.ch = BinaryErasureChannel(device=ctx.device)
+
+    def forward(self, bits):
+        y = self.ch(bits.float(), self.p.p) if self.p.p > 0 else bits.float()
+        erased = y < 0
+        llr = torch.where(erased, torch.zeros_like(y), (2 * y - 1) * LLR_MAX)
+        return {"bits": torch.where(erased, torch.zeros_like(y), y), "llr": llr}

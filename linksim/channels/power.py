@@ -1,0 +1,34 @@
+"""Power normalisation: real or complex vectors -> complex symbols with unit average energy per sample."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..block import Block, Port, Spec
+
+
+class PowerNormalize(Block):
+    """Map a real vector (pairs -> one complex symbol) or complex vector to unit average energy per symbol."""
+
+    type_name = "power_normalize"
+    role = "channel"
+    inputs = {"x": Port(("real", "complex"), "any real or complex vector")}
+    outputs = {"symbols": "complex symbols, mean |s|^2 = 1 per sample"}
+
+    def setup(self, specs):
+        s = specs["x"]
+        self.in_shape = s.shape
+        n = s.size if s.kind == "complex" else math.ceil(s.size / 2)
+        return {"symbols": Spec("complex", (n,), {**s.meta, "real_dims": s.size if s.kind == "real" else None})}
+
+    def forward(self, x):
+        b = x.shape[0]
+        v = x.reshape(b, -1)
+        if not torch.is_complex(v):
+            v = v.float()
+            if v.shape[1] % 2:
+                v = torch.cat([v, torch.zeros(b, 1, device=v.device)], 1)
+            v = torch.complex(v[:, 0::2], v[:, 1::2])
+        p = v.abs().pow(2).mean(1, keepdim=True).clamp_min(1e-12)
+        return {"symbols": (v / p.sqrt()).to(torch.complex64)}

@@ -1,0 +1,101 @@
+"""Run context shared by the blocks of one run: device, seeds, data configuration, weight cache."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 31-bit seed from any parts (stable across runs and machines)."""
+    h = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+
+
+def reseed(seed: int) -> None:
+    """Seed every RNG a block may draw from: Python, NumPy, torch and Sionna's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    from sionna.phy import config as sionna_config
+
+    sionna_config.seed = seed
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        from .errors import UserError
+
+        raise UserError("--device cuda was requested but no CUDA device is available")
+    return name
+
+
+class WeightCache:
+    """Trained block states keyed by a hash; in memory and on disk (``torch.load(weights_only=True)``)."""
+
+    def __init__(self, root: str | Path | None):
+        self.root = Path(root) if root else None
+        self.mem: dict[str, dict] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> dict | None:
+        if key in self.mem:
+            self.hits += 1
+            return self.mem[key]
+        if self.root is not None:
+            f = self.root / f"{key}.pt"
+            if f.is_file():
+                try:
+                    state = torch.load(f, map_location="cpu", weights_only=True)
+                except Exception:
+                    state = None  # corrupt or incompatible: retrain
+                if state is not None:
+                    self.mem[key] = state
+                    self.hits += 1
+                    return state
+        self.misses += 1
+        return None
+
+    def put(self, key: str, state: dict) -> None:
+        self.mem[key] = state
+        if self.root is not None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            buf = io.BytesIO()
+            torch.save(state, buf)
+            tmp = self.root / f".{key}.{os.getpid()}.tmp"
+            tmp.write_bytes(buf.getvalue())
+            os.replace(tmp, self.root / f"{key}.pt")
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("LINKSIM_CACHE", Path.home() / ".cache" / "linksim"))
+
+
+@dataclasses.dataclass
+class RunContext:
+    device: str = "cpu"
+    seed: int = 0
+    data: Any = None  # scenario DataCfg
+    quick: bool = False
+    cache: WeightCache | None = None
+    progress: bool = False
+    where: str = ""
+    batch: Any = None  # graph.BatchInfo during a batch
+    point: dict = dataclasses.field(default_factory=dict)
+    shared: dict = dataclasses.field(default_factory=dict)  # per-run memo (loaded datasets, ...)
+
+    def log(self, msg: str) -> None:
+        if self.progress:
+            import sys
+
+            print(f"[linksim] {msg}", file=sys.stderr, flush=True)

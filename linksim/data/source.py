@@ -1,0 +1,111 @@
+"""Source blocks: dataset images/labels, random bits, and per-sensor pixel noise."""
+from __future__ import annotations
+
+import pydantic
+import torch
+
+from ..block import Block, Params, Port, Spec
+from ..errors import PortError
+
+
+class DatasetSource(Block):
+    """Images and labels of the scenario's dataset (train split while training, test split when evaluating)."""
+
+    type_name = "dataset"
+    role = "source"
+    outputs = {"image": "image in [0,1], (C,H,W)", "label": "class index"}
+
+    class Params(Params):
+        dataset: str | None = pydantic.Field(None, description="dataset name (default: scenario data.dataset)")
+        root: str | None = pydantic.Field(None, description="data folder (default: scenario data.root)")
+
+    def __init__(self, name, params, ctx):
+        super().__init__(name, params, ctx)
+        from .datasets import dataset_info, dataset_files
+
+        data = ctx.data
+        self.dataset = params.dataset or (data.dataset if data is not None else "fashion_mnist")
+        self.root = params.root or (data.root if data is not None else None)
+        self.info = dataset_info(self.dataset)
+        self.limits = {"train": getattr(data, "train_samples", None), "test": getattr(data, "test_samples", None)}
+        missing = [f for f in dataset_files(self.dataset, self.root) if not f.exists()]
+        if missing:
+            self._arrays("test")  # raises the loader's UserError saying where it looked
+
+    def setup(self, specs):
+        c, h, w = self.info.shape
+        return {"image": Spec("image", (c, h, w)),
+                "label": Spec("label", (), {"num_classes": self.info.num_classes,
+                                            "class_names": self.info.class_names})}
+
+    def cache_salt(self):
+        return [self.dataset, self.limits]
+
+    def _arrays(self, split: str):
+        key = ("dataset", self.dataset, self.root, split)
+        if key not in self.ctx.shared:
+            from .datasets import load_split
+
+            x, y = load_split(self.dataset, split, self.root)
+            lim = self.limits.get(split)
+            if lim is not None and lim < len(y):
+                # a fixed, class-balanced-in-expectation subset: seeded permutation of the split
+                g = torch.Generator().manual_seed(12345)
+                idx = torch.randperm(len(y), generator=g)[:lim].sort().values.numpy()
+                x, y = x[idx], y[idx]
+            self.ctx.shared[key] = (torch.from_numpy(x), torch.from_numpy(y).long())
+        return self.ctx.shared[key]
+
+    def num_samples(self, split):
+        return len(self._arrays(split)[1])
+
+    def forward(self):
+        b = self.ctx.batch
+        x, y = self._arrays(b.split)
+        img = x[b.indices].to(self.ctx.device, torch.float32) / 255.0
+        return {"image": img, "label": y[b.indices].to(self.ctx.device)}
+
+    def report(self):
+        return {"source_dims": float(torch.tensor(self.info.shape).prod())}
+
+
+class BitSource(Block):
+    """Uniform random bits, ``bits_per_sample`` per sample (one sample = one frame)."""
+
+    type_name = "bit_source"
+    role = "source"
+    outputs = {"bits": "random 0/1 bits"}
+
+    class Params(Params):
+        bits_per_sample: pydantic.PositiveInt = pydantic.Field(description="bits in each frame")
+
+    def setup(self, specs):
+        return {"bits": Spec("bits", (self.p.bits_per_sample,))}
+
+    def forward(self):
+        n = self.ctx.batch.size
+        return {"bits": torch.randint(0, 2, (n, self.p.bits_per_sample), device=self.ctx.device).float()}
+
+
+class PixelNoise(Block):
+    """Additive white Gaussian noise on images at an image SNR (dB, signal power = mean pixel power); clipped."""
+
+    type_name = "pixel_noise"
+    role = "source"
+    inputs = {"image": Port(("image",))}
+    outputs = {"image": "noisy image in [0,1]"}
+
+    class Params(Params):
+        snr_db: float | None = pydantic.Field(description="image SNR in dB; null = no noise")
+        clip: bool = pydantic.Field(True, description="clip the noisy image to [0,1]")
+
+    def setup(self, specs):
+        return {"image": specs["image"]}
+
+    def forward(self, image):
+        if self.p.snr_db is None:
+            return {"image": image}
+        power = image.pow(2).flatten(1).mean(1).clamp_min(1e-12)
+        sigma = (power / 10 ** (self.p.snr_db / 10)).sqrt().view(-1, *([1] * (image.dim() - 1)))
+        noisy = image + sigma * torch.randn_like(image)
+        return {"image": noisy.clamp(0, 1) if self.p.clip else noisy}

@@ -1,0 +1,325 @@
+"""Graph engine: turns one system's block list into a validated DAG and runs it batch-wise.
+
+It knows no concrete block: types are looked up in :mod:`linksim.registry`, and everything a block does
+goes through the :class:`linksim.block.Block` contract. Errors in the description become
+:class:`~linksim.errors.UserError` naming the YAML key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from typing import Any, Callable, Iterator
+
+import pydantic
+import torch
+
+from .block import Block, Spec, TrainData
+from .errors import PortError, UserError
+from .registry import block_class
+
+_REF = re.compile(r"^(?P<block>[A-Za-z_][\w-]*)(\[(?P<idx>\d+|\*)\])?\.(?P<port>[A-Za-z_]\w*)$")
+
+
+@dataclasses.dataclass
+class NodeCfg:
+    """One block as written in YAML (after sweep substitution); ``key`` is its YAML path."""
+
+    name: str
+    type: str
+    params: dict
+    inputs: dict
+    key: str
+    repeat: int | None = None
+
+
+@dataclasses.dataclass
+class BatchInfo:
+    """What sources read during a batch: the split and the sample indices to emit."""
+
+    split: str
+    indices: torch.Tensor
+    epoch: int = 0
+
+    @property
+    def size(self) -> int:
+        return int(self.indices.numel())
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+class Graph:
+    """A validated DAG of blocks. ``where`` prefixes error keys (file name and system path)."""
+
+    def __init__(self, nodes: list[NodeCfg], ctx: Any, where: str):
+        self.ctx = ctx
+        self.where = where
+        self.cfg: dict[str, NodeCfg] = {}
+        self.blocks: dict[str, Block] = {}
+        # block -> port -> list of (src_block, src_port); multi flag kept per port
+        self.edges: dict[str, dict[str, list[tuple[str, str]]]] = {}
+        self._build(self._expand(nodes))
+
+    # ---------------------------------------------------------------- construction / validation
+    def _fail(self, key: str, msg: str):
+        raise UserError(msg, f"{self.where}{key}")
+
+    def _expand(self, nodes: list[NodeCfg]) -> list[NodeCfg]:
+        self.repeats: dict[str, int | None] = {}
+        out = []
+        for n in nodes:
+            if n.repeat is None:
+                self.repeats[n.name] = None
+                out.append(n)
+                continue
+            if not isinstance(n.repeat, int) or isinstance(n.repeat, bool) or n.repeat < 1:
+                self._fail(f"{n.key}.repeat", f"must be an integer >= 1, got {n.repeat!r}")
+            self.repeats[n.name] = n.repeat
+            for i in range(n.repeat):
+                out.append(dataclasses.replace(n, name=f"{n.name}[{i}]"))
+        return out
+
+    def _resolve_ref(self, node: NodeCfg, port: str, ref: Any, multi: bool) -> list[tuple[str, str]]:
+        key = f"{node.key}.inputs.{port}"
+        if not isinstance(ref, str) or not _REF.match(ref):
+            self._fail(key, f"expected 'block.port' (or 'block[i].port'), got {ref!r}")
+        m = _REF.match(ref)
+        src, idx, sport = m["block"], m["idx"], m["port"]
+        if src not in self.repeats:
+            self._fail(key, f"unknown block '{src}'")
+        rep = self.repeats[src]
+        if rep is None:
+            if idx is not None:
+                self._fail(key, f"block '{src}' is not repeated; drop the [{idx}]")
+            names = [src]
+        elif idx == "*" or (idx is None and multi and "[" not in node.name):
+            names = [f"{src}[{i}]" for i in range(rep)]
+        elif idx is not None:
+            if int(idx) >= rep:
+                self._fail(key, f"'{src}' has {rep} copies; index {idx} is out of range")
+            names = [f"{src}[{idx}]"]
+        else:
+            own = re.search(r"\[(\d+)\]$", node.name)
+            if own is None:
+                self._fail(key, f"'{src}' is repeated {rep} times; connect it to a multi-input port "
+                                f"or pick one copy with '{src}[i].{sport}'")
+            names = [f"{src}[{own.group(1)}]"]
+        return [(n, sport) for n in names]
+
+    def _build(self, nodes: list[NodeCfg]) -> None:
+        for node in nodes:
+            if node.name in self.cfg:
+                self._fail(node.key, f"duplicate block name '{node.name}'")
+            self.cfg[node.name] = node
+        # instantiate with validated parameters
+        for node in nodes:
+            cls = block_class(node.type, f"{self.where}{node.key}.type")
+            if not isinstance(node.params, dict):
+                self._fail(f"{node.key}.params", "must be a mapping of parameter names to values")
+            try:
+                params = cls.Params.model_validate(node.params)
+            except pydantic.ValidationError as e:
+                err = e.errors()[0]
+                loc = ".".join(str(x) for x in err["loc"])
+                msg = err["msg"]
+                if err["type"] == "extra_forbidden":
+                    known = ", ".join(cls.Params.model_fields) or "none"
+                    msg = f"unknown parameter for block type '{node.type}' (known: {known})"
+                elif err["type"] == "missing":
+                    msg = f"missing required parameter of block type '{node.type}'"
+                else:
+                    msg = f"{msg} (got {err.get('input')!r})"
+                self._fail(f"{node.key}.params.{loc}", msg)
+            try:
+                self.blocks[node.name] = cls(node.name, params, self.ctx)
+            except (ValueError, PortError) as e:
+                self._fail(f"{node.key}.params", str(e))
+        # wire inputs
+        for node in nodes:
+            cls = type(self.blocks[node.name])
+            if not isinstance(node.inputs, dict):
+                self._fail(f"{node.key}.inputs", "must be a mapping of port names to 'block.port'")
+            wired: dict[str, list[tuple[str, str]]] = {}
+            for port, ref in node.inputs.items():
+                if port not in cls.inputs:
+                    known = ", ".join(cls.inputs) or "none"
+                    self._fail(f"{node.key}.inputs.{port}",
+                               f"block type '{node.type}' has no input port '{port}' (ports: {known})")
+                spec = cls.inputs[port]
+                refs = ref if isinstance(ref, list) else [ref]
+                if isinstance(ref, list) and not spec.multi:
+                    self._fail(f"{node.key}.inputs.{port}", "takes one source, got a list")
+                srcs = [s for r in refs for s in self._resolve_ref(node, port, r, spec.multi)]
+                if len(srcs) > 1 and not spec.multi:
+                    self._fail(f"{node.key}.inputs.{port}", "takes one source")
+                for sblock, sport in srcs:
+                    outs = type(self.blocks[sblock]).outputs
+                    if sport not in outs:
+                        self._fail(f"{node.key}.inputs.{port}",
+                                   f"block '{sblock}' has no output '{sport}' (outputs: {', '.join(outs) or 'none'})")
+                wired[port] = srcs
+            for port, spec in cls.inputs.items():
+                if port not in wired and not spec.optional:
+                    self._fail(f"{node.key}.inputs", f"input '{port}' of block '{node.name}' is not connected")
+            self.edges[node.name] = wired
+        self.order = self._toposort()
+        # shape / dtype inference
+        for name in self.order:
+            blk = self.blocks[name]
+            specs = {}
+            for port, srcs in self.edges[name].items():
+                got = [self.blocks[b].out_specs[p] for b, p in srcs]
+                specs[port] = got if type(blk).inputs[port].multi else got[0]
+                for s, (b, p) in zip(got, srcs):
+                    allowed = type(blk).inputs[port].kinds
+                    if allowed and s.kind not in allowed:
+                        self._fail(f"{self.cfg[name].key}.inputs.{port}",
+                                   f"expects {' or '.join(allowed)}, but '{b}.{p}' gives {s}")
+            blk.in_specs = specs
+            try:
+                out = blk.setup(specs) or {}
+            except PortError as e:
+                self._fail(f"{self.cfg[name].key}.inputs", str(e))
+            except ValueError as e:
+                self._fail(f"{self.cfg[name].key}.params", str(e))
+            missing = set(type(blk).outputs) - set(out)
+            if missing:
+                raise RuntimeError(f"block type {type(blk).__name__} did not declare outputs {missing}")
+            blk.out_specs = out
+
+    def _toposort(self) -> list[str]:
+        state: dict[str, int] = {}
+        order: list[str] = []
+
+        def visit(n: str, stack: list[str]):
+            if state.get(n) == 2:
+                return
+            if state.get(n) == 1:
+                cyc = stack[stack.index(n):] + [n]
+                self._fail(f"{self.cfg[n].key}.inputs", "cycle in the graph: " + " -> ".join(cyc))
+            state[n] = 1
+            for srcs in self.edges[n].values():
+                for b, _ in srcs:
+                    visit(b, stack + [n])
+            state[n] = 2
+            order.append(n)
+
+        for n in self.cfg:
+            visit(n, [])
+        return order
+
+    # ---------------------------------------------------------------- execution
+    def ancestors(self, name: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [b for srcs in self.edges[name].values() for b, _ in srcs]
+        while todo:
+            b = todo.pop()
+            if b not in seen:
+                seen.add(b)
+                todo.extend(x for srcs in self.edges[b].values() for x, _ in srcs)
+        return seen
+
+    def num_samples(self, split: str, default: int | None) -> int:
+        counts = [n for b in self.blocks.values() if (n := b.num_samples(split)) is not None]
+        if counts:
+            return min(counts)
+        if default is None:
+            raise UserError("system has no dataset source; set 'samples' (number of frames per point)",
+                            f"{self.where.rstrip('.')}")
+        return default
+
+    def _inputs_of(self, name: str, values: dict) -> dict:
+        ins = {}
+        for port, srcs in self.edges[name].items():
+            got = [values[s] for s in srcs]
+            ins[port] = got if type(self.blocks[name]).inputs[port].multi else got[0]
+        return ins
+
+    def run_batch(self, batch: BatchInfo, only: set[str] | None = None, sinks: bool = True) -> dict:
+        """Forward one batch through the blocks (all, or ``only`` these); returns all port values."""
+        self.ctx.batch = batch
+        values: dict[tuple[str, str], Any] = {}
+        for name in self.order:
+            if only is not None and name not in only:
+                continue
+            blk = self.blocks[name]
+            ins = self._inputs_of(name, values)
+            if blk.is_sink:
+                if sinks:
+                    blk.update(**ins)
+                continue
+            out = blk.forward(**ins)
+            for port, v in out.items():
+                values[(name, port)] = v
+        return values
+
+    def batches(self, split: str, n: int, batch_size: int, shuffle_seed: int | None = None) -> Iterator[BatchInfo]:
+        if shuffle_seed is None:
+            idx = torch.arange(n)
+        else:
+            g = torch.Generator().manual_seed(shuffle_seed)
+            idx = torch.randperm(n, generator=g)
+        for s in range(0, n, batch_size):
+            yield BatchInfo(split, idx[s:s + batch_size])
+
+    # ---------------------------------------------------------------- training
+    def block_key(self, name: str, _memo: dict | None = None) -> str:
+        """Hash of a block's type, parameters and everything upstream (used to cache trained weights)."""
+        memo = {} if _memo is None else _memo
+        if name in memo:
+            return memo[name]
+        node = self.cfg[name]
+        blk = self.blocks[name]
+        ups = {p: [(self.block_key(b, memo), sp) for b, sp in srcs] for p, srcs in sorted(self.edges[name].items())}
+        memo[name] = _digest([node.type, blk.p.model_dump(mode="json"), blk.cache_salt(), ups])
+        return memo[name]
+
+    def train(self, cache, data_key: Any, train_samples: int | None, batch_size: int, seed: int,
+              progress: Callable | None = None) -> None:
+        for name in self.order:
+            blk = self.blocks[name]
+            if not blk.trainable:
+                continue
+            key = _digest([self.block_key(name), data_key])
+            state = cache.get(key) if cache is not None else None
+            if state is not None:
+                blk.load_state(state)
+                continue
+            ups = self.ancestors(name)
+            n = self.num_samples("train", train_samples)
+
+            def epoch_fn(epoch: int, shuffle: bool, _name=name, _ups=ups, _n=n):
+                gseed = seed * 1_000_003 + epoch if shuffle else None
+                for b in self.batches("train", _n, batch_size, gseed):
+                    b.epoch = epoch
+                    with torch.no_grad():
+                        vals = self.run_batch(b, only=_ups, sinks=False)
+                    yield self._inputs_of(_name, vals)
+
+            if progress:
+                progress(f"training {name} ({self.cfg[name].type})")
+            blk.fit(TrainData(epoch_fn, n, batch_size), self.ctx)
+            if cache is not None:
+                cache.put(key, blk.state())
+
+    # ---------------------------------------------------------------- evaluation
+    def evaluate(self, n: int, batch_size: int, progress_bar=None) -> None:
+        for blk in self.blocks.values():
+            if blk.is_sink:
+                blk.reset()
+        with torch.no_grad():
+            for b in self.batches("test", n, batch_size):
+                self.run_batch(b)
+                if progress_bar is not None:
+                    progress_bar.update(b.size)
+
+    def reports(self) -> dict[str, float]:
+        """Per-sample figures summed over blocks (e.g. channel uses of all links of a system)."""
+        total: dict[str, float] = {}
+        for blk in self.blocks.values():
+            for k, v in blk.report().items():
+                total[k] = total.get(k, 0.0) + float(v)
+        return total

@@ -1,0 +1,108 @@
+"""5G NR LDPC encoder/decoder blocks (Sionna ``LDPC5GEncoder``/``LDPC5GDecoder``).
+
+A payload of L bits is split into ceil(L/k) codewords (the last one zero-padded), each encoded to n bits.
+The decoder implementation is selectable: ``sionna`` (reference) or ``fast`` (compiled CPU path, see
+:mod:`linksim.link.fast_ldpc`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import pydantic
+import torch
+
+from ..block import Block, Params, Port, Spec, expect
+from ..errors import PortError
+
+
+class _LDPCParams(Params):
+    k: pydantic.PositiveInt = pydantic.Field(description="information bits per codeword")
+    n: pydantic.PositiveInt = pydantic.Field(description="codeword length after rate matching")
+
+    @pydantic.model_validator(mode="after")
+    def _rate(self):
+        if self.n <= self.k:
+            raise ValueError(f"n ({self.n}) must be larger than k ({self.k})")
+        return self
+
+
+def _encoder(k: int, n: int, device: str):
+    from sionna.phy.fec.ldpc import LDPC5GEncoder
+
+    try:
+        return LDPC5GEncoder(k, n, device=device)
+    except (ValueError, AssertionError) as e:
+        raise ValueError(f"5G LDPC cannot make (k={k}, n={n}): {e}") from None
+
+
+class LDPC5GEncoderBlock(Block):
+    """5G NR LDPC encoder; segments the payload into codewords of k info bits."""
+
+    type_name = "ldpc5g_encoder"
+    role = "link"
+    inputs = {"bits": Port(("bits",))}
+    outputs = {"bits": "coded bits"}
+    Params = _LDPCParams
+
+    def __init__(self, name, params, ctx):
+        super().__init__(name, params, ctx)
+        self.enc = _encoder(params.k, params.n, ctx.device)
+
+    def setup(self, specs):
+        expect(specs["bits"], "bits", "bits")
+        self.L = specs["bits"].size
+        self.C = math.ceil(self.L / self.p.k)
+        meta = {**specs["bits"].meta, "info_bits": self.L, "codewords": self.C}
+        return {"bits": Spec("bits", (self.C * self.p.n,), meta)}
+
+    def forward(self, bits):
+        b = bits.reshape(bits.shape[0], -1).float()
+        pad = self.C * self.p.k - self.L
+        if pad:
+            b = torch.cat([b, torch.zeros(b.shape[0], pad, device=b.device)], 1)
+        c = self.enc(b.reshape(-1, self.C, self.p.k))
+        return {"bits": c.reshape(b.shape[0], -1)}
+
+    def report(self):
+        return {"coded_bits_per_sample": float(self.C * self.p.n)}
+
+
+class LDPC5GDecoderBlock(Block):
+    """5G NR LDPC belief-propagation decoder; returns the hard-decided payload bits."""
+
+    type_name = "ldpc5g_decoder"
+    role = "link"
+    inputs = {"llr": Port(("llr",), "channel LLRs, log p(1)/p(0)")}
+    outputs = {"bits": "decoded payload bits"}
+
+    class Params(_LDPCParams):
+        num_iter: pydantic.PositiveInt = pydantic.Field(20, description="BP iterations")
+        impl: Literal["sionna", "fast"] = pydantic.Field("sionna", description="decoder implementation")
+
+    def __init__(self, name, params, ctx):
+        super().__init__(name, params, ctx)
+        enc = _encoder(params.k, params.n, ctx.device)
+        if params.impl == "fast":
+            from .fast_ldpc import make_decoder
+
+            self.dec = make_decoder(enc, "fast", params.num_iter)
+        else:
+            from sionna.phy.fec.ldpc import LDPC5GDecoder
+
+            self.dec = LDPC5GDecoder(enc, num_iter=params.num_iter, hard_out=True, return_infobits=True,
+                                     device=ctx.device)
+
+    def setup(self, specs):
+        s = specs["llr"]
+        self.C = s.meta.get("codewords", s.size // self.p.n)
+        self.L = s.meta.get("info_bits", self.C * self.p.k)
+        if self.C * self.p.n != s.size:
+            raise PortError(f"expects {self.C} codewords of n={self.p.n} LLRs, got {s}: k/n differ from the encoder?")
+        meta = {k: v for k, v in s.meta.items() if k not in ("info_bits", "codewords")}
+        return {"bits": Spec("bits", (self.L,), meta)}
+
+    def forward(self, llr):
+        b = llr.shape[0]
+        u = self.dec(llr.reshape(b, self.C, self.p.n).float())
+        return {"bits": u.reshape(b, -1)[:, : self.L].float()}

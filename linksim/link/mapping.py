@@ -1,0 +1,89 @@
+"""QAM mapper / demapper (Sionna ``Mapper``/``Demapper``). BPSK = 1 bit per symbol (Sionna "pam")."""
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import pydantic
+import torch
+
+from ..block import Block, Params, Port, Spec, expect
+from ..errors import PortError
+
+_BPS = {1: "BPSK", 2: "QPSK", 4: "16-QAM", 6: "64-QAM", 8: "256-QAM"}
+
+
+def _constellation(m: int) -> tuple[str, int]:
+    if m not in _BPS:
+        raise ValueError(f"bits_per_symbol must be one of {sorted(_BPS)} (BPSK, QPSK, 16/64/256-QAM), got {m}")
+    return ("pam", 1) if m == 1 else ("qam", m)
+
+
+class QAMMapper(Block):
+    """Gray-mapped BPSK/QAM with unit average energy; pads the bit vector to a multiple of bits_per_symbol."""
+
+    type_name = "qam_mapper"
+    role = "link"
+    inputs = {"bits": Port(("bits",))}
+    outputs = {"symbols": "complex symbols"}
+
+    class Params(Params):
+        bits_per_symbol: int = pydantic.Field(description="1 = BPSK, 2 = QPSK, 4 = 16-QAM, 6 = 64-QAM, 8 = 256-QAM")
+
+    def __init__(self, name, params, ctx):
+        super().__init__(name, params, ctx)
+        from sionna.phy.mapping import Mapper
+
+        self.mapper = Mapper(*_constellation(params.bits_per_symbol), device=ctx.device)
+
+    def setup(self, specs):
+        expect(specs["bits"], "bits", "bits")
+        self.L = specs["bits"].size
+        m = self.p.bits_per_symbol
+        self.pad = (-self.L) % m
+        return {"symbols": Spec("complex", ((self.L + self.pad) // m,), {**specs["bits"].meta, "num_bits": self.L})}
+
+    def forward(self, bits):
+        b = bits.reshape(bits.shape[0], -1).float()
+        if self.pad:
+            b = torch.cat([b, torch.zeros(b.shape[0], self.pad, device=b.device)], 1)
+        return {"symbols": self.mapper(b)}
+
+
+class QAMDemapper(Block):
+    """Soft demapping to LLRs (Sionna Demapper, log p(1)/p(0)) and hard bits; uses the channel's noise variance."""
+
+    type_name = "qam_demapper"
+    role = "link"
+    inputs = {"y": Port(("complex",)), "nvar": Port(("real",), "noise variance per symbol", optional=True)}
+    outputs = {"llr": "LLRs, log p(b=1)/p(b=0)", "bits": "hard decisions"}
+
+    class Params(Params):
+        bits_per_symbol: int = pydantic.Field(description="must match the mapper")
+        method: Literal["app", "maxlog"] = pydantic.Field("app", description="Sionna demapping method")
+        snr_db: float | None = pydantic.Field(None, description="Es/N0 used when the 'nvar' input is not wired")
+
+    def __init__(self, name, params, ctx):
+        super().__init__(name, params, ctx)
+        from sionna.phy.mapping import Demapper
+
+        self.demapper = Demapper(params.method, *_constellation(params.bits_per_symbol), device=ctx.device)
+
+    def setup(self, specs):
+        y = specs["y"]
+        if "nvar" not in specs and self.p.snr_db is None:
+            raise PortError("connect 'nvar' (noise variance from the channel) or set params.snr_db")
+        nbits = y.size * self.p.bits_per_symbol
+        self.L = y.meta.get("num_bits", nbits)
+        if self.L > nbits:
+            raise PortError(f"{y} carries at most {nbits} bits but the mapper sent {self.L}: bits_per_symbol differs?")
+        meta = {k: v for k, v in y.meta.items() if k != "num_bits"}
+        return {"llr": Spec("llr", (self.L,), meta), "bits": Spec("bits", (self.L,), meta)}
+
+    def forward(self, y, nvar=None):
+        if nvar is None:
+            nvar = torch.full(y.shape, 10 ** (-self.p.snr_db / 10), device=y.device)
+        b = y.shape[0]
+        llr = self.demapper(y.reshape(b, -1), nvar.reshape(b, -1))
+        llr = llr.reshape(b, -1)[:, : self.L]
+        return {"llr": llr, "bits": (llr > 0).float()}

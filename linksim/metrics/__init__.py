@@ -1,0 +1,1 @@
+"""Metric sinks: BER/BLER, classification accuracy/recall/precision, image PSNR/SSIM."""

@@ -1,0 +1,64 @@
+"""Bit and block error rates."""
+from __future__ import annotations
+
+import pydantic
+import torch
+
+from ..block import Block, Metric, Params, Port
+from ..errors import PortError
+
+
+class BitErrorRate(Block):
+    """Bit error rate between transmitted and decided bits."""
+
+    type_name = "ber"
+    role = "metric"
+    is_sink = True
+    inputs = {"bits": Port(("bits",)), "bits_hat": Port(("bits",))}
+
+    def setup(self, specs):
+        if specs["bits"].shape != specs["bits_hat"].shape:
+            raise PortError(f"bits {specs['bits']} and bits_hat {specs['bits_hat']} differ in shape")
+        return {}
+
+    def reset(self):
+        self.err, self.tot = 0, 0
+
+    def update(self, bits, bits_hat):
+        self.err += int((bits.reshape(bits.shape[0], -1) != bits_hat.reshape(bits.shape[0], -1)).sum())
+        self.tot += bits.numel()
+
+    def compute(self):
+        return [Metric("ber", self.err / max(self.tot, 1), self.tot)]
+
+
+class BlockErrorRate(Block):
+    """Block error rate: a block (default the whole sample, or every ``block_bits`` bits) with any bit error."""
+
+    type_name = "bler"
+    role = "metric"
+    is_sink = True
+    inputs = {"bits": Port(("bits",)), "bits_hat": Port(("bits",))}
+
+    class Params(Params):
+        block_bits: pydantic.PositiveInt | None = pydantic.Field(None, description="bits per block (e.g. LDPC k)")
+
+    def setup(self, specs):
+        n = specs["bits"].size
+        if specs["bits"].shape != specs["bits_hat"].shape:
+            raise PortError(f"bits {specs['bits']} and bits_hat {specs['bits_hat']} differ in shape")
+        if self.p.block_bits and n % self.p.block_bits:
+            raise PortError(f"{n} bits per sample is not a multiple of block_bits={self.p.block_bits}")
+        self.bb = self.p.block_bits or n
+        return {}
+
+    def reset(self):
+        self.err, self.tot = 0, 0
+
+    def update(self, bits, bits_hat):
+        d = (bits.reshape(-1, self.bb) != bits_hat.reshape(-1, self.bb)).any(1)
+        self.err += int(d.sum())
+        self.tot += d.numel()
+
+    def compute(self):
+        return [Metric("bler", self.err / max(self.tot, 1), self.tot)]

@@ -1,0 +1,92 @@
+"""One PNG per metric (x = first swept variable, one line per system/other label), or as the scenario says."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from .results import BASE_COLUMNS, atomic_write, read_csv
+
+LOG_METRICS = {"ber", "bler"}
+
+
+def _num(v):
+    return isinstance(v, (int, float))
+
+
+def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], specs: list[dict] | None = None) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    if not specs:
+        specs = [{"metric": m} for m in metrics]
+    written = []
+    for spec in specs:
+        metric = spec["metric"]
+        sel = [r for r in rows if r["metric"] == metric
+               and all(str(r.get(k)) == str(v) for k, v in (spec.get("where") or {}).items())]
+        x = spec.get("x") or next((v for v in sweep_vars if any(_num(r.get(v)) for r in sel)), None)
+        if x is None or not sel:
+            continue
+        sel = [r for r in sel if _num(r.get(x))]
+        if not sel:
+            continue
+        label_cols = spec.get("lines") or [c for c in dict.fromkeys(k for r in sel for k in r)
+                                           if c not in BASE_COLUMNS + [x] and c not in (spec.get("where") or {})
+                                           and len({str(r.get(c)) for r in sel}) > 1]
+        if "system" not in label_cols and len({r["system"] for r in sel}) > 1:
+            label_cols = ["system"] + label_cols
+        groups: dict[str, list] = {}
+        for r in sel:
+            lab = " ".join(str(r.get(c)) if c == "system" else f"{c}={r.get(c)}" for c in label_cols) or r["system"]
+            groups.setdefault(lab, []).append((float(r[x]), float(r["value"])))
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for lab, pts in groups.items():
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=lab)
+        logy = spec.get("logy")
+        if logy is None:
+            logy = metric in LOG_METRICS
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel(x)
+        ax.set_ylabel(metric)
+        ax.set_title(spec.get("title") or metric)
+        ax.grid(True, which="both", alpha=0.3)
+        if len(groups) <= 24:
+            ax.legend(fontsize=7, ncol=2 if len(groups) > 8 else 1)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        plt.close(fig)
+        path = out_dir / f"{spec.get('name') or metric}.png"
+        atomic_write(path, buf.getvalue())
+        written.append(path)
+    return written
+
+
+def plot_path(target: str | Path) -> list[Path]:
+    """``linksim plot DIR_OR_CSV``: re-plot from a results.csv (uses run.json's plot specs if present)."""
+    import json
+
+    from .errors import UserError
+
+    p = Path(target)
+    csv_path = p / "results.csv" if p.is_dir() else p
+    if not csv_path.is_file():
+        raise UserError("no results.csv found", str(csv_path))
+    rows = read_csv(csv_path)
+    if not rows or "metric" not in rows[0]:
+        raise UserError("not a linksim results.csv (no 'metric' column)", str(csv_path))
+    specs, sweep_vars = None, []
+    info = csv_path.parent / "run.json"
+    header = list(rows[0].keys())
+    if info.is_file():
+        resolved = json.loads(info.read_text()).get("resolved_scenario", {})
+        specs = resolved.get("plots")
+        sweep_vars = list(resolved.get("sweep", {}))
+    sweep_vars += [c for c in header if c not in BASE_COLUMNS and c not in sweep_vars]
+    return plot_rows(rows, csv_path.parent, sweep_vars, specs)

@@ -1,0 +1,57 @@
+"""Block registry: type name -> "module:Class". Adding a block = one file + one line here.
+
+Imports are lazy so ``linksim blocks`` and validation stay fast and a broken optional dependency only
+affects the blocks that need it.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+
+from .errors import UserError
+
+BLOCKS: dict[str, str] = {
+    # sources / data
+    "dataset": "linksim.data.source:DatasetSource",
+    "bit_source": "linksim.data.source:BitSource",
+    "pixel_noise": "linksim.data.source:PixelNoise",
+    # link: channel coding and mapping (Sionna)
+    "qam_mapper": "linksim.link.mapping:QAMMapper",
+    "qam_demapper": "linksim.link.mapping:QAMDemapper",
+    "ldpc5g_encoder": "linksim.link.ldpc:LDPC5GEncoderBlock",
+    "ldpc5g_decoder": "linksim.link.ldpc:LDPC5GDecoderBlock",
+    # channels (Sionna)
+    "power_normalize": "linksim.channels.power:PowerNormalize",
+    "awgn": "linksim.channels.awgn:AWGNChannel",
+    "rayleigh": "linksim.channels.fading:RayleighChannel",
+    "rician": "linksim.channels.fading:RicianChannel",
+    "bsc": "linksim.channels.bit:BSCChannel",
+    "bec": "linksim.channels.bit:BECChannel",
+    # metrics
+    "ber": "linksim.metrics.bits:BitErrorRate",
+    "bler": "linksim.metrics.bits:BlockErrorRate",
+    "accuracy": "linksim.metrics.classification:Accuracy",
+    "psnr": "linksim.metrics.image:PSNR",
+    "ssim": "linksim.metrics.image:SSIM",
+}
+
+
+def block_class(type_name: str, where: str | None = None):
+    """The class registered under ``type_name``; a UserError naming close matches otherwise."""
+    target = BLOCKS.get(type_name)
+    if target is None:
+        close = difflib.get_close_matches(str(type_name), BLOCKS, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else " (see `linksim blocks`)"
+        raise UserError(f"unknown block type '{type_name}'{hint}", where)
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def describe_params(cls) -> list[tuple[str, str, str, str]]:
+    """(name, type, default, description) for each parameter of a block class."""
+    rows = []
+    for name, field in cls.Params.model_fields.items():
+        ann = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+        default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
+        rows.append((name, ann, default, field.description or ""))
+    return rows

@@ -1,0 +1,142 @@
+"""Runs a scenario: validate every system at every sweep point, then train, evaluate, persist, plot."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+from .context import RunContext, WeightCache, default_cache_dir, derive_seed, reseed, resolve_device
+from .graph import Graph, _digest
+from .results import PointStore, run_info, write_csv, write_json
+from .scenario import ScenarioCfg, load_scenario, sweep_points, system_nodes, system_sweep
+
+
+class Plan:
+    """The validated work of a scenario: for each system, its sweep variables and points."""
+
+    def __init__(self, cfg: ScenarioCfg, where: str):
+        self.cfg = cfg
+        self.where = where
+        self.systems: dict[str, tuple[dict, list[dict]]] = {}
+        for sname in cfg.systems:
+            sweep = system_sweep(cfg, sname, where)
+            self.systems[sname] = (sweep, sweep_points(sweep))
+        self.sweep_vars: list[str] = []
+        for sweep, _ in self.systems.values():
+            for v in sweep:
+                if v not in self.sweep_vars:
+                    self.sweep_vars.append(v)
+
+    def graph(self, sname: str, point: dict, ctx: RunContext) -> Graph:
+        ctx.point = point
+        return Graph(system_nodes(self.cfg, sname, point), ctx, f"{self.where}: ")
+
+    def validate(self, ctx: RunContext) -> int:
+        """Build every graph at every sweep point (no training, no data pass). Returns graphs built."""
+        n = 0
+        for sname, (_, points) in self.systems.items():
+            seen = set()
+            for point in points:
+                nodes = system_nodes(self.cfg, sname, point)
+                sig = _digest([(x.type, x.params, x.inputs, x.repeat) for x in nodes])
+                if sig in seen:
+                    continue
+                seen.add(sig)
+                self.graph(sname, point, ctx)
+                n += 1
+        return n
+
+
+def make_context(cfg: ScenarioCfg, where: str, device: str = "auto", quick: bool = False,
+                 progress: bool | None = None, cache_dir: str | Path | None = "default") -> RunContext:
+    if progress is None:
+        progress = sys.stderr.isatty()
+    cache = WeightCache(default_cache_dir() if cache_dir == "default" else cache_dir)
+    return RunContext(device=resolve_device(device), seed=cfg.seed, data=cfg.data, quick=quick, cache=cache,
+                      progress=progress, where=where)
+
+
+def validate_scenario(path: str, overrides=(), quick: bool = False) -> tuple[Plan, int]:
+    cfg, _ = load_scenario(path, overrides, quick)
+    plan = Plan(cfg, str(path))
+    ctx = make_context(cfg, str(path), device="cpu", quick=quick, progress=False, cache_dir=None)
+    return plan, plan.validate(ctx)
+
+
+def _tqdm(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="smp", leave=False, disable=not enabled, file=sys.stderr)
+
+
+def run_point(plan: Plan, sname: str, point: dict, ctx: RunContext) -> list[dict]:
+    cfg = plan.cfg
+    sys_cfg = cfg.systems[sname]
+    graph = plan.graph(sname, point, ctx)
+    bs = sys_cfg.batch_size or cfg.data.batch_size
+    reseed(derive_seed(cfg.seed, "train"))
+    data_key = [cfg.data.model_dump(), cfg.seed]
+    graph.train(ctx.cache, data_key, cfg.data.train_samples, bs, cfg.seed, progress=ctx.log)
+    reseed(derive_seed(cfg.seed, sname, sorted(point.items())))
+    n = graph.num_samples("test", sys_cfg.samples)
+    if cfg.data.test_samples is not None and any(b.num_samples("test") is not None for b in graph.blocks.values()):
+        n = min(n, cfg.data.test_samples)
+    desc = f"{sname} " + " ".join(f"{k}={v}" for k, v in point.items())
+    with _tqdm(n, desc, ctx.progress) as bar:
+        graph.evaluate(n, bs, bar)
+    rows = []
+    for blk in graph.blocks.values():
+        if blk.is_sink:
+            for m in blk.compute():
+                rows.append({"system": sname, **point, **m.labels, "metric": m.name, "value": float(m.value),
+                             "n": int(m.n)})
+    rep = graph.reports()
+    for key in ("bits_per_sample", "channel_uses_per_sample"):
+        if key in rep:
+            rows.append({"system": sname, **point, "metric": key, "value": rep[key], "n": n})
+    if rep.get("channel_uses_per_sample") and rep.get("source_dims"):
+        rows.append({"system": sname, **point, "metric": "bandwidth_ratio",
+                     "value": rep["channel_uses_per_sample"] / rep["source_dims"], "n": n})
+    for r in rows:
+        if isinstance(r["value"], float) and math.isinf(r["value"]):
+            r["value"] = float("nan")
+    return rows
+
+
+def run_scenario(path: str, out_dir: str | Path, overrides=(), quick: bool = False, device: str = "auto",
+                 seed: int | None = None, progress: bool | None = None, cache_dir="default",
+                 plots: bool = True) -> Path:
+    t0 = time.time()
+    cfg, raw = load_scenario(path, overrides, quick, seed)
+    plan = Plan(cfg, str(path))
+    ctx = make_context(cfg, str(path), device, quick, progress, cache_dir)
+    plan.validate(ctx)  # every graph at every point before any work
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    store = PointStore(out)
+    all_rows: list[dict] = []
+    resumed = 0
+    for sname, (_, points) in plan.systems.items():
+        sys_dump = cfg.systems[sname].model_dump(mode="json")
+        for point in points:
+            fp = _digest([sys_dump, point, cfg.seed, cfg.data.model_dump(), quick])
+            rows = store.load(sname, fp)
+            if rows is None:
+                ctx.log(f"{sname} {point}")
+                rows = run_point(plan, sname, point, ctx)
+                store.save(sname, fp, rows)
+            else:
+                resumed += 1
+            all_rows.extend(rows)
+    write_csv(out / "results.csv", all_rows, plan.sweep_vars)
+    info = run_info(str(path), raw, cfg.seed, time.time() - t0,
+                    {"device": ctx.device, "quick": quick, "overrides": list(overrides),
+                     "points_resumed": resumed, "weight_cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
+                     **ctx.shared.get("run_info", {})})
+    write_json(out / "run.json", info)
+    if plots:
+        from .plot import plot_rows
+
+        plot_rows(all_rows, out, plan.sweep_vars, [p.model_dump() for p in cfg.plots])
+    return out

@@ -1,0 +1,212 @@
+"""Scenario files: YAML -> validated configuration, ``--set`` overrides, ``--quick`` shrinking, sweeps.
+
+A scenario holds a ``data`` section, global ``sweep`` variables, and ``systems``; each system is a list
+of blocks (type, params, inputs, optional ``repeat``). A parameter written ``$name`` takes the value of the
+sweep variable ``name`` at each sweep point. See README "Scenario format".
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from .errors import UserError
+from .graph import NodeCfg
+
+_VAR = re.compile(r"^\$([A-Za-z_]\w*)$")
+
+
+class _Strict(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+
+class DataCfg(_Strict):
+    dataset: str = "fashion_mnist"
+    root: str | None = None
+    train_samples: pydantic.PositiveInt | None = None
+    test_samples: pydantic.PositiveInt | None = None
+    batch_size: pydantic.PositiveInt = 256
+
+
+class BlockCfg(_Strict):
+    type: str
+    params: dict[str, Any] = {}
+    inputs: dict[str, Any] = {}
+    repeat: int | str | None = None
+
+
+class SystemCfg(_Strict):
+    description: str = ""
+    samples: pydantic.PositiveInt | None = None
+    batch_size: pydantic.PositiveInt | None = None
+    sweep: dict[str, list] = {}
+    blocks: dict[str, BlockCfg]
+
+
+class PlotCfg(_Strict):
+    metric: str
+    x: str | None = None
+    lines: list[str] | None = None
+    where: dict[str, Any] = {}
+    logy: bool | None = None
+    title: str | None = None
+    name: str | None = None
+
+
+class ScenarioCfg(_Strict):
+    name: str
+    description: str = ""
+    seed: int = 0
+    data: DataCfg = DataCfg()
+    sweep: dict[str, list] = {}
+    quick: dict[str, Any] = {}
+    plots: list[PlotCfg] = []
+    systems: dict[str, SystemCfg]
+
+    @pydantic.field_validator("systems")
+    @classmethod
+    def _nonempty(cls, v):
+        if not v:
+            raise ValueError("at least one system is required")
+        return v
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def set_dotted(raw: dict, dotted: str, value: Any, where: str) -> None:
+    parts = dotted.split(".")
+    cur: Any = raw
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(cur, list):
+            if not part.isdigit() or int(part) >= len(cur):
+                raise UserError(f"'{'.'.join(parts[:i + 1])}' is not an index of a list", where)
+            part = int(part)
+            if last:
+                cur[part] = value
+            else:
+                cur = cur[part]
+        elif isinstance(cur, dict):
+            if last:
+                cur[part] = value
+            else:
+                if cur.get(part) is None:
+                    cur[part] = {}
+                cur = cur[part]
+        else:
+            raise UserError(f"'{'.'.join(parts[:i])}' is a value, not a section", where)
+
+
+def load_raw(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("scenario file not found", str(path))
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{line}bad YAML: {problem}", str(path)) from None
+    if not isinstance(raw, dict):
+        raise UserError("a scenario must be a YAML mapping with 'name' and 'systems'", str(path))
+    return raw
+
+
+def load_scenario(path: str | Path, overrides: list[str] = (), quick: bool = False,
+                  seed: int | None = None) -> tuple[ScenarioCfg, dict]:
+    """Load, apply ``--quick`` then ``--set`` overrides, validate. Returns (config, resolved raw dict)."""
+    where = str(path)
+    raw = load_raw(path)
+    if quick:
+        q = raw.get("quick") or {}
+        if not isinstance(q, dict):
+            raise UserError("'quick' must map dotted keys to values", f"{where}: quick")
+        for k, v in q.items():
+            set_dotted(raw, k, copy.deepcopy(v), f"{where}: quick.{k}")
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"--set expects dotted.key=value, got '{item}'")
+        k, v = item.split("=", 1)
+        set_dotted(raw, k.strip(), _parse_value(v), f"--set {k.strip()}")
+    if seed is not None:
+        raw["seed"] = seed
+    try:
+        cfg = ScenarioCfg.model_validate(raw)
+    except pydantic.ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        raise UserError(msg, f"{where}: {loc}") from None
+    return cfg, raw
+
+
+# ------------------------------------------------------------------------------------------- sweeps
+def _refs(obj: Any, out: dict[str, str], key: str) -> None:
+    if isinstance(obj, str):
+        m = _VAR.match(obj)
+        if m:
+            out.setdefault(m.group(1), key)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _refs(v, out, f"{key}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _refs(v, out, f"{key}.{i}")
+
+
+def _subst(obj: Any, point: dict) -> Any:
+    if isinstance(obj, str):
+        m = _VAR.match(obj)
+        return point[m.group(1)] if m else obj
+    if isinstance(obj, dict):
+        return {k: _subst(v, point) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_subst(v, point) for v in obj]
+    return obj
+
+
+def system_sweep(cfg: ScenarioCfg, sname: str, where: str) -> dict[str, list]:
+    """The variables a system is swept over: global ones it references, plus its own ``sweep``."""
+    sys_ = cfg.systems[sname]
+    refs: dict[str, str] = {}
+    _refs({k: b.model_dump() for k, b in sys_.blocks.items()}, refs, f"systems.{sname}.blocks")
+    sweep: dict[str, list] = {}
+    for var, vals in cfg.sweep.items():
+        if var in refs or var in sys_.sweep:
+            sweep[var] = sys_.sweep.get(var, vals)
+    for var, vals in sys_.sweep.items():
+        sweep.setdefault(var, vals)
+    for var, key in refs.items():
+        if var not in sweep:
+            raise UserError(f"'${var}' is not a sweep variable (define it under 'sweep')", f"{where}: {key}")
+    for var, vals in sweep.items():
+        if not isinstance(vals, list) or not vals:
+            raise UserError("a sweep variable needs a non-empty list of values", f"{where}: sweep.{var}")
+    return sweep
+
+
+def sweep_points(sweep: dict[str, list]) -> list[dict]:
+    names = list(sweep)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(sweep[n] for n in names))]
+
+
+def system_nodes(cfg: ScenarioCfg, sname: str, point: dict) -> list[NodeCfg]:
+    nodes = []
+    for bname, b in cfg.systems[sname].blocks.items():
+        d = _subst(b.model_dump(), point)
+        rep = d["repeat"]
+        if isinstance(rep, str) and rep.isdigit():
+            rep = int(rep)
+        nodes.append(NodeCfg(bname, d["type"], d["params"], d["inputs"], f"systems.{sname}.blocks.{bname}", rep))
+    return nodes

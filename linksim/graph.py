@@ -137,6 +137,10 @@ class Graph:
                 self.blocks[node.name] = cls(node.name, params, self.ctx)
             except (ValueError, PortError) as e:
                 self._fail(f"{node.key}.params", str(e))
+            except UserError as e:
+                if e.where:
+                    raise
+                self._fail(f"{node.key}.params", str(e))
         # wire inputs
         for node in nodes:
             cls = type(self.blocks[node.name])

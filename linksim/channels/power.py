@@ -13,7 +13,7 @@ class PowerNormalize(Block):
 
     type_name = "power_normalize"
     role = "channel"
-    inputs = {"x": Port(("real", "complex"), "any real or complex vector")}
+    inputs = {"x": Port(("real", "complex", "bits"), "any real, bit or complex vector")}
     outputs = {"symbols": "complex symbols, mean |s|^2 = 1 per sample"}
 
     def setup(self, specs):

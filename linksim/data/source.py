@@ -5,7 +5,7 @@ import pydantic
 import torch
 
 from ..block import Block, Params, Port, Spec
-from ..errors import PortError
+from ..errors import PortError, UserError
 
 
 class DatasetSource(Block):
@@ -26,7 +26,10 @@ class DatasetSource(Block):
         data = ctx.data
         self.dataset = params.dataset or (data.dataset if data is not None else "fashion_mnist")
         self.root = params.root or (data.root if data is not None else None)
-        self.info = dataset_info(self.dataset)
+        try:
+            self.info = dataset_info(self.dataset)
+        except UserError as e:  # name it where it was written
+            raise UserError(str(e), None if params.dataset else f"{ctx.where}: data.dataset") from None
         self.limits = {"train": getattr(data, "train_samples", None), "test": getattr(data, "test_samples", None)}
         missing = [f for f in dataset_files(self.dataset, self.root) if not f.exists()]
         if missing:

@@ -1,0 +1,1 @@
+"""Quantizers: exact combinatorial index coding and per-feature scalar value quantization."""

@@ -1,0 +1,1 @@
+"""Semantic encoders (backbone + mask-net), contrastive/sparsity losses and CPU training loops."""

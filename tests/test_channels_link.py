@@ -1,0 +1,83 @@
+"""Channel, mapping and LDPC blocks through tiny graphs."""
+import math
+
+import pytest
+import torch
+
+from linksim.context import RunContext, reseed
+from linksim.graph import BatchInfo, Graph, NodeCfg
+
+
+def graph(blocks: dict) -> Graph:
+    nodes = [NodeCfg(n, b["type"], b.get("params", {}), b.get("inputs", {}), f"blocks.{n}", b.get("repeat"))
+             for n, b in blocks.items()]
+    return Graph(nodes, RunContext(), "t: ")
+
+
+def run(g: Graph, n: int) -> dict:
+    reseed(0)
+    with torch.no_grad():
+        return g.run_batch(BatchInfo("test", torch.arange(n)), sinks=False)
+
+
+def test_power_normalize_unit_energy_and_channel_uses():
+    g = graph({"src": {"type": "bit_source", "params": {"bits_per_sample": 7}},
+               "pn": {"type": "power_normalize", "inputs": {"x": "src.bits"}}})
+    v = run(g, 5)
+    s = v[("pn", "symbols")]
+    assert s.shape == (5, 4) and torch.is_complex(s)
+    assert torch.allclose(s.abs().pow(2).mean(1), torch.ones(5), atol=1e-5)
+
+
+@pytest.mark.parametrize("chan,params", [("rayleigh", {"coherence": "sample"}),
+                                         ("rayleigh", {"coherence": "block", "block_symbols": 3}),
+                                         ("rician", {"k_factor_db": 30.0})])
+def test_fading_coherence_and_csi(chan, params):
+    g = graph({"src": {"type": "bit_source", "params": {"bits_per_sample": 12}},
+               "map": {"type": "qam_mapper", "params": {"bits_per_symbol": 2}, "inputs": {"bits": "src.bits"}},
+               "ch": {"type": chan, "params": {"snr_db": 60.0, **params}, "inputs": {"x": "map.symbols"}}})
+    v = run(g, 2000)
+    x, y, nv = v[("map", "symbols")], v[("ch", "y")], v[("ch", "nvar")]
+    hinv2 = nv / 1e-6  # = 1/|h|^2
+    ok = hinv2 < 10  # perfect CSI equalisation at 60 dB, away from deep fades (|h|^2 < 0.1)
+    assert ok.float().mean() > 0.85 and torch.allclose(x[ok], y[ok], atol=0.05)
+    if params.get("coherence") == "sample":
+        assert torch.allclose(hinv2, hinv2[:, :1].expand_as(hinv2))
+    if params.get("coherence") == "block":
+        assert torch.allclose(hinv2[:, 0], hinv2[:, 2]) and not torch.allclose(hinv2[:, 0], hinv2[:, 3])
+    h2 = 1 / hinv2[:, 0]
+    if chan == "rayleigh":
+        assert abs(float(h2.mean()) - 1) < 0.1  # E|h|^2 = 1
+    else:  # K = 30 dB: nearly constant unit gain
+        assert float((h2 - 1).abs().max()) < 0.2
+
+
+@pytest.mark.parametrize("chan,p", [("bsc", 0.1), ("bec", 0.25)])
+def test_bit_channels(chan, p):
+    g = graph({"src": {"type": "bit_source", "params": {"bits_per_sample": 1000}},
+               "ch": {"type": chan, "params": {"p": p}, "inputs": {"bits": "src.bits"}}})
+    v = run(g, 100)
+    x, y, llr = v[("src", "bits")], v[("ch", "bits")], v[("ch", "llr")]
+    if chan == "bsc":
+        assert abs(float((x != y).float().mean()) - p) < 0.01
+        assert torch.equal(llr > 0, y > 0)
+    else:
+        erased = llr == 0
+        assert abs(float(erased.float().mean()) - p) < 0.01
+        assert torch.equal(y[~erased], x[~erased])
+
+
+def test_ldpc_qam_chain_decodes_and_pads():
+    # 50 payload bits -> 2 codewords of k=40 (last padded), n=80; 16-QAM (80*2=160 bits -> 40 symbols)
+    g = graph({"src": {"type": "bit_source", "params": {"bits_per_sample": 50}},
+               "enc": {"type": "ldpc5g_encoder", "params": {"k": 40, "n": 80}, "inputs": {"bits": "src.bits"}},
+               "map": {"type": "qam_mapper", "params": {"bits_per_symbol": 4}, "inputs": {"bits": "enc.bits"}},
+               "ch": {"type": "awgn", "params": {"snr_db": 20.0}, "inputs": {"x": "map.symbols"}},
+               "dm": {"type": "qam_demapper", "params": {"bits_per_symbol": 4},
+                      "inputs": {"y": "ch.y", "nvar": "ch.nvar"}},
+               "dec": {"type": "ldpc5g_decoder", "params": {"k": 40, "n": 80}, "inputs": {"llr": "dm.llr"}}})
+    assert g.blocks["map"].out_specs["symbols"].shape == (40,)
+    assert g.blocks["dec"].out_specs["bits"].shape == (50,)
+    assert g.reports()["channel_uses_per_sample"] == 40
+    v = run(g, 64)
+    assert torch.equal(v[("dec", "bits")], v[("src", "bits")])

@@ -11,7 +11,9 @@ ports (``inputs``) and named outputs. The engine (:mod:`linksim.graph`) calls, i
                    let the engine cache trained weights by a hash of config + upstream + data.
 ``forward(**x)``   one batch: tensors in, dict of tensors out (first dimension = batch).
 ``reset/update/compute``  metric sinks accumulate over the test split and return :class:`Metric` rows.
-``report()``       static per-sample figures (``bits_per_sample``, ``channel_uses_per_sample``, ...).
+``report()``       static per-sample figures (``bits_per_sample``, ``channel_uses_per_sample``, ...), summed
+                   over the blocks of a system; a key ``"bits_per_sample|maxpro"`` reports the figure
+                   for the rows labelled ``system=maxpro`` (several schemes sharing one graph).
 """
 from __future__ import annotations
 
@@ -70,6 +72,29 @@ class Metric:
     labels: dict = dataclasses.field(default_factory=dict)
 
 
+class Impairment:
+    """Mixin for blocks that add noise: ``in_training`` decides whether they act on the training split.
+
+    Off by default: downstream trainable blocks (classifiers, quantizers) are trained on clean data, as in
+    the papers, and their cached weights do not depend on the test SNR.
+    """
+
+    stochastic = True
+
+    def random_in_training(self) -> bool:
+        return bool(self.p.in_training)
+
+    def bypassed(self) -> bool:
+        b = getattr(self.ctx, "batch", None)
+        return b is not None and b.split == "train" and not self.p.in_training
+
+    def train_signature(self):
+        return self.p.model_dump(mode="json") if self.p.in_training else {"bypassed": True}
+
+
+IN_TRAINING = pydantic.Field(False, description="also impair the training data of downstream trainable blocks")
+
+
 class NoParams(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
@@ -92,12 +117,16 @@ class TrainData:
         """Yield batches (dicts of this block's inputs) for one pass over the training data."""
         return self._epoch_fn(index, shuffle)
 
-    def materialize(self) -> dict:
-        """All training inputs at once (one pass, no shuffling), concatenated along the batch dimension."""
+    def materialize(self, max_samples: int | None = None) -> dict:
+        """All training inputs at once (one pass, no shuffling; the first ``max_samples`` if given)."""
         import torch
 
         parts: dict[str, list] = {}
+        seen = 0
         for batch in self.epoch(0, shuffle=False):
+            if max_samples is not None and seen >= max_samples:
+                break
+            seen += len(next(iter(batch.values())))
             for k, v in batch.items():
                 parts.setdefault(k, []).append(v)
         out = {}
@@ -150,6 +179,15 @@ class Block:
 
     def load_state(self, state: dict) -> None:
         pass
+
+    stochastic: ClassVar[bool] = False  # draws random numbers in forward (then never memoised)
+
+    def random_in_training(self) -> bool:
+        return self.stochastic
+
+    def train_signature(self) -> Any:
+        """What determines this block's behaviour on the training split (part of downstream cache keys)."""
+        return self.p.model_dump(mode="json")
 
     def cache_salt(self) -> Any:
         """Extra data that makes the training cache key unique (e.g. the dataset fingerprint)."""

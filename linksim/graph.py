@@ -242,8 +242,13 @@ class Graph:
             ins[port] = got if type(self.blocks[name]).inputs[port].multi else got[0]
         return ins
 
-    def run_batch(self, batch: BatchInfo, only: set[str] | None = None, sinks: bool = True) -> dict:
-        """Forward one batch through the blocks (all, or ``only`` these); returns all port values."""
+    def run_batch(self, batch: BatchInfo, only: set[str] | None = None, sinks: bool = True,
+                  memo: dict | None = None) -> dict:
+        """Forward one batch through the blocks (all, or ``only`` these); returns all port values.
+
+        ``memo`` (training passes only) reuses the outputs of blocks whose training-time behaviour is
+        identical (same cache key, no randomness upstream), e.g. the N copies of a sensor encoder.
+        """
         self.ctx.batch = batch
         values: dict[tuple[str, str], Any] = {}
         for name in self.order:
@@ -255,7 +260,16 @@ class Graph:
                 if sinks:
                     blk.update(**ins)
                 continue
+            mkey = None
+            if memo is not None and name not in self._random_upstream():
+                mkey = (self.block_key(name), int(batch.indices[0]), batch.size)
+                if mkey in memo:
+                    for port, v in memo[mkey].items():
+                        values[(name, port)] = v
+                    continue
             out = blk.forward(**ins)
+            if mkey is not None:
+                memo[mkey] = out
             for port, v in out.items():
                 values[(name, port)] = v
         return values
@@ -269,6 +283,13 @@ class Graph:
         for s in range(0, n, batch_size):
             yield BatchInfo(split, idx[s:s + batch_size])
 
+    def _random_upstream(self) -> set[str]:
+        """Blocks that are random on the training split, or downstream of such a block."""
+        if not hasattr(self, "_rand"):
+            rand = {n for n, b in self.blocks.items() if b.random_in_training()}
+            self._rand = {n for n in self.order if n in rand or self.ancestors(n) & rand}
+        return self._rand
+
     # ---------------------------------------------------------------- training
     def block_key(self, name: str, _memo: dict | None = None) -> str:
         """Hash of a block's type, parameters and everything upstream (used to cache trained weights)."""
@@ -278,11 +299,12 @@ class Graph:
         node = self.cfg[name]
         blk = self.blocks[name]
         ups = {p: [(self.block_key(b, memo), sp) for b, sp in srcs] for p, srcs in sorted(self.edges[name].items())}
-        memo[name] = _digest([node.type, blk.p.model_dump(mode="json"), blk.cache_salt(), ups])
+        memo[name] = _digest([node.type, blk.train_signature(), blk.cache_salt(), ups])
         return memo[name]
 
     def train(self, cache, data_key: Any, train_samples: int | None, batch_size: int, seed: int,
               progress: Callable | None = None) -> None:
+        memo: dict = {}  # outputs of deterministic blocks on the unshuffled training pass
         for name in self.order:
             blk = self.blocks[name]
             if not blk.trainable:
@@ -300,7 +322,7 @@ class Graph:
                 for b in self.batches("train", _n, batch_size, gseed):
                     b.epoch = epoch
                     with torch.no_grad():
-                        vals = self.run_batch(b, only=_ups, sinks=False)
+                        vals = self.run_batch(b, only=_ups, sinks=False, memo=None if shuffle else memo)
                     yield self._inputs_of(_name, vals)
 
             if progress:

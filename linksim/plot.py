@@ -41,7 +41,7 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
             label_cols = ["system"] + label_cols
         groups: dict[str, list] = {}
         for r in sel:
-            lab = " ".join(str(r.get(c)) if c == "system" else f"{c}={r.get(c)}" for c in label_cols) or r["system"]
+            lab = " ".join(str(r.get(c)) if c in ("system", "scheme") else f"{c}={r.get(c)}" for c in label_cols) or r["system"]
             groups.setdefault(lab, []).append((float(r[x]), float(r["value"])))
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for lab, pts in groups.items():

@@ -27,6 +27,15 @@ BLOCKS: dict[str, str] = {
     "rician": "linksim.channels.fading:RicianChannel",
     "bsc": "linksim.channels.bit:BSCChannel",
     "bec": "linksim.channels.bit:BECChannel",
+    # semantic transmitters, quantizers and receivers (paper 000, DNRL)
+    "semantic_encoder": "linksim.semantic.encoder:SemanticEncoderBlock",
+    "feature_quantizer": "linksim.quantizers.feature:FeatureQuantizer",
+    "feature_dequantizer": "linksim.quantizers.feature:FeatureDequantizer",
+    "label_bits": "linksim.quantizers.labels:LabelBits",
+    "bits_label": "linksim.quantizers.labels:BitsLabel",
+    "classifier": "linksim.receivers.classifier:ClassifierBlock",
+    "feature_sum": "linksim.receivers.fusion:FeatureSum",
+    "majority_vote": "linksim.receivers.fusion:MajorityVote",
     # metrics
     "ber": "linksim.metrics.bits:BitErrorRate",
     "bler": "linksim.metrics.bits:BlockErrorRate",

@@ -80,8 +80,8 @@ def run_point(plan: Plan, sname: str, point: dict, ctx: RunContext) -> list[dict
     graph.train(ctx.cache, data_key, cfg.data.train_samples, bs, cfg.seed, progress=ctx.log)
     reseed(derive_seed(cfg.seed, sname, sorted(point.items())))
     n = graph.num_samples("test", sys_cfg.samples)
-    if cfg.data.test_samples is not None and any(b.num_samples("test") is not None for b in graph.blocks.values()):
-        n = min(n, cfg.data.test_samples)
+    if sys_cfg.test_samples is not None:
+        n = min(n, sys_cfg.test_samples)
     desc = f"{sname} " + " ".join(f"{k}={v}" for k, v in point.items())
     with _tqdm(n, desc, ctx.progress) as bar:
         graph.evaluate(n, bs, bar)
@@ -91,13 +91,23 @@ def run_point(plan: Plan, sname: str, point: dict, ctx: RunContext) -> list[dict
             for m in blk.compute():
                 rows.append({"system": sname, **point, **m.labels, "metric": m.name, "value": float(m.value),
                              "n": int(m.n)})
-    rep = graph.reports()
-    for key in ("bits_per_sample", "channel_uses_per_sample"):
-        if key in rep:
-            rows.append({"system": sname, **point, "metric": key, "value": rep[key], "n": n})
-    if rep.get("channel_uses_per_sample") and rep.get("source_dims"):
-        rows.append({"system": sname, **point, "metric": "bandwidth_ratio",
-                     "value": rep["channel_uses_per_sample"] / rep["source_dims"], "n": n})
+    # per-sample figures; "key|label" -> rows with scheme=label (several schemes in one graph)
+    by_label: dict[str, dict[str, float]] = {}
+    for key, v in graph.reports().items():
+        metric, _, label = key.partition("|")
+        by_label.setdefault(label, {})[metric] = v
+    shared = by_label.get("", {})
+    for label, rep in by_label.items():
+        rep = {**{k: v for k, v in shared.items() if k in ("source_dims",)}, **rep}
+        tag = {"system": sname, **point, **({"scheme": label} if label else {})}
+        for key in ("bits_per_sample", "channel_uses_per_sample"):
+            if key in rep:
+                rows.append({**tag, "metric": key, "value": rep[key], "n": n})
+        if rep.get("nodes") and "bits_per_sample" in rep:
+            rows.append({**tag, "metric": "bits_per_node", "value": rep["bits_per_sample"] / rep["nodes"], "n": n})
+        if rep.get("channel_uses_per_sample") and rep.get("source_dims"):
+            rows.append({**tag, "metric": "bandwidth_ratio",
+                         "value": rep["channel_uses_per_sample"] / rep["source_dims"], "n": n})
     for r in rows:
         if isinstance(r["value"], float) and math.isinf(r["value"]):
             r["value"] = float("nan")

@@ -42,7 +42,8 @@ class BlockCfg(_Strict):
 
 class SystemCfg(_Strict):
     description: str = ""
-    samples: pydantic.PositiveInt | None = None
+    samples: pydantic.PositiveInt | None = None  # frames per point for systems without a dataset
+    test_samples: pydantic.PositiveInt | None = None  # cap on test samples for this system
     batch_size: pydantic.PositiveInt | None = None
     sweep: dict[str, list] = {}
     blocks: dict[str, BlockCfg]
@@ -65,6 +66,8 @@ class ScenarioCfg(_Strict):
     data: DataCfg = DataCfg()
     sweep: dict[str, list] = {}
     quick: dict[str, Any] = {}
+    defs: dict[str, Any] = {}  # free-form: YAML anchors shared by several systems (aliases share one object,
+    #                            so `--set defs.x.y=...` changes every place that uses the anchor)
     plots: list[PlotCfg] = []
     systems: dict[str, SystemCfg]
 

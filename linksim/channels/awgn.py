@@ -17,7 +17,7 @@ class AWGNChannel(SymbolChannel):
 
         self.awgn = AWGN(device=ctx.device)
 
-    def forward(self, x):
+    def transmit(self, x):
         no = noise_variance(self.p.snr_db)
         y = self.awgn(x.to(torch.complex64), no)
         return {"y": y, "nvar": torch.full(y.shape, no, device=y.device)}

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import pydantic
+import torch
 
-from ..block import Block, Params, Port, Spec, expect
+from ..block import IN_TRAINING, Block, Impairment, Params, Port, Spec, expect
 
 
 def noise_variance(snr_db: float) -> float:
@@ -11,18 +12,27 @@ def noise_variance(snr_db: float) -> float:
     return 10.0 ** (-snr_db / 10.0)
 
 
-class SymbolChannel(Block):
+class SymbolChannel(Impairment, Block):
     role = "channel"
     inputs = {"x": Port(("complex",), "unit-energy complex symbols")}
     outputs = {"y": "received (equalised, if CSI) symbols", "nvar": "effective noise variance per symbol"}
 
     class Params(Params):
         snr_db: float = pydantic.Field(description="Es/N0 in dB per complex channel use")
+        in_training: bool = IN_TRAINING
 
     def setup(self, specs):
         expect(specs["x"], "complex", "x")
         self.uses = specs["x"].size
         return {"y": specs["x"], "nvar": Spec("real", specs["x"].shape)}
+
+    def forward(self, x):
+        if self.bypassed():
+            return {"y": x, "nvar": torch.full(x.shape, 1e-6, device=x.device)}
+        return self.transmit(x)
+
+    def transmit(self, x) -> dict:
+        raise NotImplementedError
 
     def report(self):
         return {"channel_uses_per_sample": float(self.uses)}

@@ -4,12 +4,12 @@ from __future__ import annotations
 import pydantic
 import torch
 
-from ..block import Block, Params, Port, Spec, expect
+from ..block import IN_TRAINING, Block, Impairment, Params, Port, Spec, expect
 
 LLR_MAX = 20.0
 
 
-class _BitChannel(Block):
+class _BitChannel(Impairment, Block):
     role = "channel"
     inputs = {"bits": Port(("bits",), "0/1 bits")}
     outputs = {"bits": "received bits (erasures resolved to 0)", "llr": "LLRs log p(1)/p(0); 0 = erased"}
@@ -18,6 +18,11 @@ class _BitChannel(Block):
         expect(specs["bits"], "bits", "bits")
         self.uses = specs["bits"].size
         return {"bits": specs["bits"], "llr": Spec("llr", specs["bits"].shape, specs["bits"].meta)}
+
+    def forward(self, bits):
+        if self.bypassed():
+            return {"bits": bits.float(), "llr": (2 * bits.float() - 1) * LLR_MAX}
+        return self.transmit(bits)
 
     def report(self):
         return {"channel_uses_per_sample": float(self.uses)}
@@ -30,6 +35,7 @@ class BSCChannel(_BitChannel):
 
     class Params(Params):
         p: float = pydantic.Field(ge=0.0, le=1.0, description="bit flip probability")
+        in_training: bool = IN_TRAINING
 
     def __init__(self, name, params, ctx):
         super().__init__(name, params, ctx)
@@ -37,7 +43,7 @@ class BSCChannel(_BitChannel):
 
         self.ch = BinarySymmetricChannel(device=ctx.device)
 
-    def forward(self, bits):
+    def transmit(self, bits):
         y = self.ch(bits.float(), self.p.p) if self.p.p > 0 else bits.float()
         p = min(max(self.p.p, 1e-9), 1 - 1e-9)
         mag = min(abs(float(torch.log(torch.tensor((1 - p) / p)))), LLR_MAX)
@@ -51,6 +57,7 @@ class BECChannel(_BitChannel):
 
     class Params(Params):
         p: float = pydantic.Field(ge=0.0, le=1.0, description="erasure probability")
+        in_training: bool = IN_TRAINING
 
     def __init__(self, name, params, ctx):
         super().__init__(name, params, ctx)
@@ -58,7 +65,7 @@ class BECChannel(_BitChannel):
 
         self.ch = BinaryErasureChannel(device=ctx.device)
 
-    def forward(self, bits):
+    def transmit(self, bits):
         y = self.ch(bits.float(), self.p.p) if self.p.p > 0 else bits.float()
         erased = y < 0
         llr = torch.where(erased, torch.zeros_like(y), (2 * y - 1) * LLR_MAX)

@@ -50,7 +50,7 @@ class RayleighChannel(SymbolChannel):
         h = self._rayleigh(batch * nb).reshape(batch, nb)
         return h.repeat_interleave(self.p.block_symbols, dim=1)[:, :length]
 
-    def forward(self, x):
+    def transmit(self, x):
         shape = x.shape
         x2 = x.reshape(shape[0], -1).to(torch.complex64)
         h = self.taps(shape[0], x2.shape[1])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pydantic
 import torch
 
-from ..block import Block, Params, Port, Spec
+from ..block import IN_TRAINING, Block, Impairment, Params, Port, Spec
 from ..errors import PortError, UserError
 
 
@@ -90,7 +90,7 @@ class BitSource(Block):
         return {"bits": torch.randint(0, 2, (n, self.p.bits_per_sample), device=self.ctx.device).float()}
 
 
-class PixelNoise(Block):
+class PixelNoise(Impairment, Block):
     """Additive white Gaussian noise on images at an image SNR (dB, signal power = mean pixel power); clipped."""
 
     type_name = "pixel_noise"
@@ -101,12 +101,13 @@ class PixelNoise(Block):
     class Params(Params):
         snr_db: float | None = pydantic.Field(description="image SNR in dB; null = no noise")
         clip: bool = pydantic.Field(True, description="clip the noisy image to [0,1]")
+        in_training: bool = IN_TRAINING
 
     def setup(self, specs):
         return {"image": specs["image"]}
 
     def forward(self, image):
-        if self.p.snr_db is None:
+        if self.p.snr_db is None or self.bypassed():
             return {"image": image}
         power = image.pow(2).flatten(1).mean(1).clamp_min(1e-12)
         sigma = (power / 10 ** (self.p.snr_db / 10)).sqrt().view(-1, *([1] * (image.dim() - 1)))

@@ -79,6 +79,9 @@ class LDPC5GDecoderBlock(Block):
     class Params(_LDPCParams):
         num_iter: pydantic.PositiveInt = pydantic.Field(20, description="BP iterations")
         impl: Literal["sionna", "fast"] = pydantic.Field("sionna", description="decoder implementation")
+        train_iter: pydantic.PositiveInt = pydantic.Field(
+            2, description="BP iterations on the training split, where links are noise-free unless a channel "
+                           "sets in_training (2 recover punctured bits from noise-free LLRs)")
 
     def __init__(self, name, params, ctx):
         super().__init__(name, params, ctx)
@@ -92,6 +95,10 @@ class LDPC5GDecoderBlock(Block):
 
             self.dec = LDPC5GDecoder(enc, num_iter=params.num_iter, hard_out=True, return_infobits=True,
                                      device=ctx.device)
+        from sionna.phy.fec.ldpc import LDPC5GDecoder
+
+        self.train_dec = LDPC5GDecoder(enc, num_iter=params.train_iter, hard_out=True, return_infobits=True,
+                                       device=ctx.device)
 
     def setup(self, specs):
         s = specs["llr"]
@@ -104,5 +111,6 @@ class LDPC5GDecoderBlock(Block):
 
     def forward(self, llr):
         b = llr.shape[0]
-        u = self.dec(llr.reshape(b, self.C, self.p.n).float())
+        training = getattr(self.ctx.batch, "split", None) == "train"
+        u = (self.train_dec if training else self.dec)(llr.reshape(b, self.C, self.p.n).float())
         return {"bits": u.reshape(b, -1)[:, : self.L].float()}

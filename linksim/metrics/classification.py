@@ -18,7 +18,7 @@ class Accuracy(Block):
 
     class Params(Params):
         macro: bool = pydantic.Field(False, description="also report recall_macro and precision_macro")
-        name: str | None = pydantic.Field(None, description="'system' label for the rows (default: the system)")
+        name: str | None = pydantic.Field(None, description="'scheme' label of the rows (several schemes in one system)")
 
     def setup(self, specs):
         self.C = specs["label"].meta.get("num_classes")
@@ -42,7 +42,7 @@ class Accuracy(Block):
         from torchmetrics.functional.classification import multiclass_precision, multiclass_recall
 
         y, yh = torch.cat(self.y), torch.cat(self.yh).clamp(0, self.C - 1)
-        labels = {"system": self.p.name} if self.p.name else {}
+        labels = {"scheme": self.p.name} if self.p.name else {}
         out = [Metric("accuracy", float((y == yh).float().mean()), len(y), labels)]
         if self.p.macro:
             out.append(Metric("recall_macro", float(multiclass_recall(yh, y, self.C, average="macro")), len(y), labels))

@@ -22,7 +22,7 @@ class SmallCNN(nn.Module):
 
     All three 3x3 convs have stride 2 (pooling by strided convolution): 28x28 -> 14 -> 7 -> 4, then the
     1x1 conv, so the map is ``[B, nf, 4, 4]``; 32x32 -> 4x4, 8x8 -> 1x1. A stride-1 stem + max-pool was
-    3-10x slower on the 2-core CPU (memory traffic of the full-resolution 32-channel map dominates);
+    several times slower on the shared 2-core CPU (the full-resolution 32-channel map's memory traffic);
     this design costs ~3.2 M multiply-accumulates per 28x28 image at the default widths.
     ``stem_stride=1`` keeps the full-resolution stem (map 7x7 for 28x28) when accuracy matters more.
     """

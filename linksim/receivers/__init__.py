@@ -1,0 +1,1 @@
+"""Receiver blocks: classifiers and fusion centres."""

@@ -147,6 +147,7 @@ class Block:
     inputs: ClassVar[dict[str, Port]] = {}
     outputs: ClassVar[dict[str, str]] = {}  # name -> description
     trainable: ClassVar[bool] = False
+    cacheable: ClassVar[bool] = True  # False: fitted every run (e.g. scikit-learn models, not weights_only-safe)
 
     def __init__(self, name: str, params: pydantic.BaseModel, ctx: Any):
         self.name = name

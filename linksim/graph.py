@@ -310,7 +310,8 @@ class Graph:
             if not blk.trainable:
                 continue
             key = _digest([self.block_key(name), data_key])
-            state = cache.get(key) if cache is not None else None
+            use_cache = cache is not None and blk.cacheable
+            state = cache.get(key) if use_cache else None
             if state is not None:
                 blk.load_state(state)
                 continue
@@ -328,7 +329,7 @@ class Graph:
             if progress:
                 progress(f"training {name} ({self.cfg[name].type})")
             blk.fit(TrainData(epoch_fn, n, batch_size), self.ctx)
-            if cache is not None:
+            if use_cache:
                 cache.put(key, blk.state())
 
     # ---------------------------------------------------------------- evaluation

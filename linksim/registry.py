@@ -22,6 +22,7 @@ BLOCKS: dict[str, str] = {
     "ldpc5g_decoder": "linksim.link.ldpc:LDPC5GDecoderBlock",
     # channels (Sionna)
     "power_normalize": "linksim.channels.power:PowerNormalize",
+    "complex_to_real": "linksim.channels.power:ComplexToReal",
     "awgn": "linksim.channels.awgn:AWGNChannel",
     "rayleigh": "linksim.channels.fading:RayleighChannel",
     "rician": "linksim.channels.fading:RicianChannel",
@@ -36,6 +37,10 @@ BLOCKS: dict[str, str] = {
     "classifier": "linksim.receivers.classifier:ClassifierBlock",
     "feature_sum": "linksim.receivers.fusion:FeatureSum",
     "majority_vote": "linksim.receivers.fusion:MajorityVote",
+    # analysis of learned representations (paper 000)
+    "compactness": "linksim.analysis.compactness:Compactness",
+    "maxamp_k_test": "linksim.analysis.maxamp_test:MaxAmpKTest",
+    "dissection": "linksim.analysis.dissection:Dissection",
     # metrics
     "ber": "linksim.metrics.bits:BitErrorRate",
     "bler": "linksim.metrics.bits:BlockErrorRate",

@@ -126,9 +126,9 @@ def test_variants_decode_high_snr(kw):
 @pytest.mark.parametrize("cn_update", ["minsum", "offset-minsum"])
 def test_minsum_matches_sionna_minsum(cn_update):
     enc = LDPC5GEncoder(100, 300)
-    u, llr = _bpsk_logits(enc, 60, sigma=0.95, seed=8)
-    ref = make_decoder(enc, "sionna", 20, cn_update=cn_update)(llr)
-    out = make_decoder(enc, "fast", 20, cn_update=cn_update, early_stop=False)(llr)
+    u, llr = _bpsk_logits(enc, 24, sigma=0.95, seed=8)
+    ref = make_decoder(enc, "sionna", 10, cn_update=cn_update)(llr)
+    out = make_decoder(enc, "fast", 10, cn_update=cn_update, early_stop=False)(llr)
     assert int((ref != out).any(dim=1).sum()) <= 1
 
 
@@ -151,7 +151,7 @@ def test_make_decoder_kinds():
 
 
 def test_run_bench_tiny():
-    res = run_bench(100, 300, 10, [0.0, 4.0], 16, bits_per_symbol=2, seed=0, decoders=("sionna", "fast"))
+    res = run_bench(100, 300, 10, [0.0, 4.0], 8, bits_per_symbol=2, seed=0, decoders=("sionna", "fast"))
     assert res["reference"] == "sionna"
     for name in ("sionna", "fast"):
         r = res["decoders"][name]

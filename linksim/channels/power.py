@@ -32,3 +32,21 @@ class PowerNormalize(Block):
             v = torch.complex(v[:, 0::2], v[:, 1::2])
         p = v.abs().pow(2).mean(1, keepdim=True).clamp_min(1e-12)
         return {"symbols": (v / p.sqrt()).to(torch.complex64)}
+
+
+class ComplexToReal(Block):
+    """Inverse of power_normalize's packing: complex symbols -> the real vector (pairs), original length."""
+
+    type_name = "complex_to_real"
+    role = "receiver"
+    inputs = {"y": Port(("complex",))}
+    outputs = {"x": "real vector"}
+
+    def setup(self, specs):
+        s = specs["y"]
+        self.d = s.meta.get("real_dims") or 2 * s.size
+        return {"x": Spec("real", (self.d,), {k: v for k, v in s.meta.items() if k != "real_dims"})}
+
+    def forward(self, y):
+        v = torch.view_as_real(y.reshape(y.shape[0], -1).to(torch.complex64)).reshape(y.shape[0], -1)
+        return {"x": v[:, : self.d]}

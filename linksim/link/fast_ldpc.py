@@ -25,15 +25,16 @@ import math
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 try:  # numba is an optional dependency (extra ``fastldpc``)
-    import numba
+    import numba  # noqa: F401
     from llvmlite import ir as _llir
-    from numba import njit, prange, types as _nbt
+    from numba import njit, types as _nbt
     from numba.extending import intrinsic as _intrinsic
 
     HAVE_NUMBA = True
@@ -56,8 +57,6 @@ _LLR_MAX = 20.0
 # cn_update name -> kernel algorithm (0 sum-product, 1 scaled min-sum, 2 offset min-sum)
 _CN_UPDATES = {"boxplus-phi": 0, "boxplus": 0, "minsum": 1, "normalized-minsum": 1, "offset-minsum": 2}
 _SCHEDULES = {"flooding": 0, "layered": 1}
-# numba's default (workqueue) threading layer must not be entered from two Python threads at once
-_KERNEL_LOCK = threading.Lock()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -98,7 +97,7 @@ if HAVE_NUMBA:
     _L6, _L7, _L8 = _f32(2.0000714765e-1), _f32(-2.4999993993e-1), _f32(3.3333331174e-1)
     _LN2_HI, _LN2_LO = _f32(0.693359375), _f32(-2.12194440e-4)
     _NEG_LOG2E = _f32(-1.4426950408889634)
-    _HALF, _ONE, _TWO, _SQRT2 = _f32(0.5), _f32(1.0), _f32(2.0), _f32(1.4142135623730951)
+    _HALF, _ONE, _SQRT2 = _f32(0.5), _f32(1.0), _f32(1.4142135623730951)
     _SIXTH, _TWENTY4TH, _SMALL = _f32(1.0 / 6.0), _f32(1.0 / 24.0), _f32(0.0625)
     _ZERO = _f32(0.0)
     _PMIN, _PMAX = _f32(_PHI_MIN), _f32(_PHI_MAX)
@@ -147,11 +146,9 @@ if HAVE_NUMBA:
 
     # Kernel layout: for one codeword, the c2v messages of base edge e (row block r, column block c, shift s)
     # are R[e, i], i = check r*Z + i, whose VN is c*Z + (i + s) mod Z.  Every check-node row block is done in
-    # short passes, each a simple loop over the Z checks that LLVM vectorises (few arrays per loop, so its
-    # alias checks stay within limits; 1-D views or loop indices from 0, so numba's negative-index
-    # wrap-around folds away; error_model="numpy", so divisions carry no zero check).
-
-    _U0 = np.uint64(0)
+    # short passes, each a simple loop over the Z checks that LLVM vectorises: few arrays per loop (so its
+    # runtime alias checks stay within limits), indices that are loop counters from 0 or unsigned (so
+    # numba's negative-index wrap-around folds away), error_model="numpy" (no zero check on divisions).
 
     @njit(inline="always", fastmath=_FM, error_model="numpy", boundscheck=False)
     def _rot_gather(L, off, R, e, Q, j, i0, i1):
@@ -312,38 +309,56 @@ if HAVE_NUMBA:
                     break
         return it_done
 
-    @njit(parallel=True, fastmath=_FM, error_model="numpy", boundscheck=False, cache=True)
-    def _decode_batch(llr, k, row_ptr, e_col, e_shift, row_zr, Z, num_iter, algo, layered, alpha, beta,
-                      early_stop, nchunks, out, iters):
-        """Decode every row of ``llr`` [B, Nv]; hard info bits into ``out`` [B, k], iterations into ``iters``.
+    @njit(nogil=True, fastmath=_FM, error_model="numpy", boundscheck=False, cache=True)
+    def _decode_rows(llr, b0, b1, k, row_ptr, e_col, e_shift, row_zr, Z, num_iter, algo, layered, alpha, beta,
+                     early_stop, out, iters):
+        """Decode rows [b0, b1) of ``llr`` [B, Nv]: hard info bits into ``out`` [B, k], iterations into ``iters``.
 
-        Codewords are dealt round-robin to ``nchunks`` parallel chunks, each with its own workspace.
+        Releases the GIL: the caller runs several row ranges in parallel threads.
         """
-        B = llr.shape[0]
         nv = llr.shape[1]
         ne = e_col.shape[0]
         dmax = 0
         for r in range(row_zr.shape[0]):
             dmax = max(dmax, row_ptr[r + 1] - row_ptr[r])
-        for t in prange(nchunks):
-            L = np.empty(nv, np.float32)
-            Lnew = np.empty(nv, np.float32)
-            R = np.empty((ne, Z), np.float32)
-            Q = np.empty((dmax, Z), np.float32)
-            P = np.empty((dmax, Z), np.float32)
-            acc = np.empty(Z, np.float32)
-            sp = np.empty(Z, np.float32)
-            m1 = np.empty(Z, np.float32)
-            m2 = np.empty(Z, np.float32)
-            im = np.empty(Z, np.float32)
-            hard = np.empty(nv, np.uint8)
-            syn = np.empty(Z, np.uint8)
-            for b in range(t, B, nchunks):
-                iters[b] = _decode_one(llr[b], L, Lnew, R, Q, P, acc, sp, m1, m2, im, hard, syn,
-                                       row_ptr, e_col, e_shift, row_zr, Z, num_iter, algo, layered, alpha,
-                                       beta, early_stop)
-                for v in range(k):
-                    out[b, v] = _ONE if L[v] <= _ZERO else _ZERO
+        L = np.empty(nv, np.float32)
+        Lnew = np.empty(nv, np.float32)
+        R = np.empty((ne, Z), np.float32)
+        Q = np.empty((dmax, Z), np.float32)
+        P = np.empty((dmax, Z), np.float32)
+        acc = np.empty(Z, np.float32)
+        sp = np.empty(Z, np.float32)
+        m1 = np.empty(Z, np.float32)
+        m2 = np.empty(Z, np.float32)
+        im = np.empty(Z, np.float32)
+        hard = np.empty(nv, np.uint8)
+        syn = np.empty(Z, np.uint8)
+        for b in range(b0, b1):
+            iters[b] = _decode_one(llr[b], L, Lnew, R, Q, P, acc, sp, m1, m2, im, hard, syn,
+                                   row_ptr, e_col, e_shift, row_zr, Z, num_iter, algo, layered, alpha,
+                                   beta, early_stop)
+            for v in range(k):
+                out[b, v] = _ONE if L[v] <= _ZERO else _ZERO
+
+
+def _available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A shared pool of exactly ``workers`` threads (the kernels release the GIL)."""
+    with _POOL_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = _POOLS[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fast-ldpc")
+        return pool
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -511,19 +526,21 @@ class FastLDPC5GDecoder:
         if num_iter == 0:
             out[:] = (full[:, :self.k] <= 0)
             return out, iters
-        nthreads = numba.get_num_threads()
-        if self.num_threads is not None:
-            nthreads = max(1, min(int(self.num_threads), numba.config.NUMBA_NUM_THREADS))
-        with _KERNEL_LOCK:
-            old = numba.get_num_threads()
-            numba.set_num_threads(nthreads)
-            try:
-                _decode_batch(full, self.k, self._row_ptr, self._e_col, self._e_shift, self._row_zr,
-                              self._rr.z, num_iter, _CN_UPDATES[self.cn_update], _SCHEDULES[self.schedule] == 1,
-                              np.float32(self.alpha if self.cn_update == "normalized-minsum" else 1.0),
-                              np.float32(self.beta), self.early_stop, min(bsz, nthreads), out, iters)
-            finally:
-                numba.set_num_threads(old)
+        nthreads = _available_cores() if self.num_threads is None else max(1, int(self.num_threads))
+        args = (self.k, self._row_ptr, self._e_col, self._e_shift, self._row_zr, self._rr.z, num_iter,
+                _CN_UPDATES[self.cn_update], _SCHEDULES[self.schedule] == 1,
+                np.float32(self.alpha if self.cn_update == "normalized-minsum" else 1.0), np.float32(self.beta),
+                self.early_stop, out, iters)
+        nchunks = min(bsz, 4 * nthreads) if nthreads > 1 else 1  # a few chunks per thread balance the load
+        if nchunks == 1:
+            _decode_rows(full, 0, bsz, *args)
+        else:
+            bounds = np.linspace(0, bsz, nchunks + 1).astype(int)
+            pool = _pool(nthreads)
+            futs = [pool.submit(_decode_rows, full, int(bounds[i]), int(bounds[i + 1]), *args)
+                    for i in range(nchunks)]
+            for f in futs:
+                f.result()
         return out, iters
 
     def __call__(self, llr, num_iter: int | None = None):
@@ -697,7 +714,7 @@ def run_bench(k: int, n: int, iters: int, snrs_db: Sequence[float], frames: int,
         "config": {"k": k, "n": n, "iters": iters, "snrs_db": snrs, "snr_unit": "Es/N0 dB", "frames": frames,
                    "bits_per_symbol": bits_per_symbol, "seed": seed, "batch": batch, "interleave": interleave,
                    "torch_threads": torch.get_num_threads(),
-                   "numba_threads": numba.get_num_threads() if HAVE_NUMBA else None, "cpu_count": os.cpu_count()},
+                   "decoder_threads": _available_cores(), "cpu_count": os.cpu_count()},
         "decoders": res,
         "reference": ref,
         "speedup": speedup,

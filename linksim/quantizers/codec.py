@@ -23,16 +23,17 @@ from .index_coding import (CombinationCoder, ValueQuantizer, index_bits, scatter
 SCHEMES = ("float", "scalar", "maxpro", "maxamp", "maxproamp")
 
 
-def _int_bits(q: np.ndarray, n: int) -> np.ndarray:
-    """Unsigned ints [..] -> bits [.., n], MSB first."""
-    shifts = np.arange(n - 1, -1, -1, dtype=np.uint64)
-    return ((q.astype(np.uint64)[..., None] >> shifts) & 1).astype(np.uint8)
+def _int_bits(q: torch.Tensor, n: int) -> torch.Tensor:
+    """int32 codes [B, d] (n <= 32 bits, two's complement for 32) -> float bits [B, d*n], MSB first."""
+    shifts = torch.arange(n - 1, -1, -1, dtype=torch.int32, device=q.device)
+    return ((q.to(torch.int32)[..., None] >> shifts) & 1).reshape(q.shape[0], -1).float()
 
 
-def _bits_int(b: np.ndarray) -> np.ndarray:
-    n = b.shape[-1]
-    w = (1 << np.arange(n - 1, -1, -1, dtype=np.uint64))
-    return (b.astype(np.uint64) * w).sum(-1)
+def _bits_int(b: torch.Tensor, n: int) -> torch.Tensor:
+    """float bits [B, d*n] -> int32 codes [B, d] (inverse of _int_bits)."""
+    shifts = torch.arange(n - 1, -1, -1, dtype=torch.int32, device=b.device)
+    bits = (b > 0.5).to(torch.int32).reshape(b.shape[0], -1, n)
+    return (bits << shifts).sum(-1, dtype=torch.int32)
 
 
 def _np(state):
@@ -99,54 +100,53 @@ class FeatureCodec:
 
     # ------------------------------------------------------------------ coding
     def encode(self, X: torch.Tensor) -> torch.Tensor:
-        Xn = X.detach().cpu().float().numpy()
-        B = Xn.shape[0]
+        X = X.detach().float().reshape(X.shape[0], -1)
         if self.scheme == "float":
-            bits = _int_bits(Xn.astype(np.float32).view(np.uint32), 32).reshape(B, -1)
-        elif self.scheme == "scalar":
+            return _int_bits(X.contiguous().view(torch.int32), 32)
+        if self.scheme == "scalar":
             L = (1 << self.n) - 1
-            q = np.clip(np.rint(Xn / self.vmax * L), 0, L).astype(np.uint64)
-            bits = _int_bits(q, self.n).reshape(B, -1)
-        else:
-            if self.scheme == "maxpro":
-                idx, vals = select_fixed(Xn, self.S)
-                ib = np.zeros((B, 0), np.uint8)
-                gidx = idx
-            elif self.scheme == "maxamp":
-                idx, vals = select_maxamp(Xn, self.K)
-                ib, gidx = self.coder.encode(idx), idx
-            else:  # maxproamp: positions inside S
-                pos, vals = select_maxamp(Xn[:, self.S], self.K)
-                ib, gidx = self.coder.encode(pos), self.S[pos]
-            vb = self.vq.encode(vals, gidx)
-            bits = np.concatenate([ib.reshape(B, -1), vb.reshape(B, -1)], 1)
+            vmax = torch.as_tensor(self.vmax, device=X.device)
+            return _int_bits(torch.clamp(torch.round(X / vmax * L), 0, L).to(torch.int32), self.n)
+        Xn = X.cpu().numpy()
+        B = Xn.shape[0]
+        if self.scheme == "maxpro":
+            idx, vals = select_fixed(Xn, self.S)
+            ib = np.zeros((B, 0), np.uint8)
+            gidx = idx
+        elif self.scheme == "maxamp":
+            idx, vals = select_maxamp(Xn, self.K)
+            ib, gidx = self.coder.encode(idx), idx
+        else:  # maxproamp: positions inside S
+            pos, vals = select_maxamp(Xn[:, self.S], self.K)
+            ib, gidx = self.coder.encode(pos), self.S[pos]
+        vb = self.vq.encode(vals, gidx)
+        bits = np.concatenate([ib.reshape(B, -1), vb.reshape(B, -1)], 1)
         assert bits.shape[1] == self.payload_bits(), (bits.shape, self.payload_bits())
         return torch.from_numpy(bits.astype(np.float32)).to(X.device)
 
     def decode(self, bits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        b = (bits.detach().cpu().numpy() > 0.5).astype(np.uint8)
-        B = b.shape[0]
-        valid = np.ones(B, bool)
-        if self.scheme == "float":
-            X = _bits_int(b.reshape(B, self.nf, 32)).astype(np.uint32).view(np.float32).copy()
-            bad = ~np.isfinite(X)
-            X[bad] = 0.0
-            X = np.clip(X, -1e6, 1e6)
-        elif self.scheme == "scalar":
+        B = bits.shape[0]
+        if self.scheme in ("float", "scalar"):
+            ones = torch.ones(B, dtype=torch.bool, device=bits.device)
+            if self.scheme == "float":
+                X = _bits_int(bits, 32).view(torch.float32)
+                X = torch.nan_to_num(X, nan=0.0, posinf=0.0, neginf=0.0).clamp(-1e6, 1e6)
+                return X, ones
             L = (1 << self.n) - 1
-            X = (_bits_int(b.reshape(B, self.nf, self.n)) / L * self.vmax).astype(np.float32)
+            return (_bits_int(bits, self.n).float() / L * torch.as_tensor(self.vmax, device=bits.device)), ones
+        b = (bits.detach().cpu().numpy() > 0.5).astype(np.uint8)
+        valid = np.ones(B, bool)
+        ib, vb = b[:, : self.index_bits], b[:, self.index_bits:]
+        if self.scheme == "maxpro":
+            gidx = np.broadcast_to(self.S, (B, len(self.S))).copy()
         else:
-            ib, vb = b[:, : self.index_bits], b[:, self.index_bits:]
-            if self.scheme == "maxpro":
-                gidx = np.broadcast_to(self.S, (B, len(self.S))).copy()
+            idx, valid = self.coder.decode(ib)
+            if self.scheme == "maxamp":
+                gidx = idx
             else:
-                idx, valid = self.coder.decode(ib)
-                if self.scheme == "maxamp":
-                    gidx = idx
-                else:
-                    gidx = np.where(idx >= 0, self.S[np.clip(idx, 0, None)], -1)
-            vals = self.vq.decode(vb, gidx)
-            X = scatter_dense(gidx, vals, self.nf)
+                gidx = np.where(idx >= 0, self.S[np.clip(idx, 0, None)], -1)
+        vals = self.vq.decode(vb, gidx)
+        X = scatter_dense(gidx, vals, self.nf)
         return torch.from_numpy(X).to(bits.device), torch.from_numpy(valid).to(bits.device)
 
     # ------------------------------------------------------------------ state (weights_only-safe)

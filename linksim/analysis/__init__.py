@@ -1,0 +1,1 @@
+"""Analysis sinks for learned representations: compactness, MaxAmp-K classification test, dissection."""

@@ -148,6 +148,9 @@ class Block:
     outputs: ClassVar[dict[str, str]] = {}  # name -> description
     trainable: ClassVar[bool] = False
     cacheable: ClassVar[bool] = True  # False: fitted every run (e.g. scikit-learn models, not weights_only-safe)
+    # expensive deterministic blocks: their test-split outputs are memoised across sweep points of a run
+    # when everything upstream is deterministic (e.g. an encoder behind seeded per-node pixel noise)
+    memoize_eval: ClassVar[bool] = False
 
     def __init__(self, name: str, params: pydantic.BaseModel, ctx: Any):
         self.name = name
@@ -184,6 +187,9 @@ class Block:
     stochastic: ClassVar[bool] = False  # draws random numbers in forward (then never memoised)
 
     def random_in_training(self) -> bool:
+        return self.stochastic
+
+    def random_in_eval(self) -> bool:
         return self.stochastic
 
     def train_signature(self) -> Any:

@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("plot", help="(re)draw the PNG plots of a results folder or results.csv")
     pl.add_argument("target")
+
+    from .bench import add_arguments
+
+    add_arguments(sub.add_parser("bench", help="throughput and BLER of the Sionna and fast LDPC decoders"))
     return p
 
 
@@ -74,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
 
             for f in plot_path(args.target):
                 print(f)
+        elif args.cmd == "bench":
+            from .bench import run
+
+            run(args)
         elif args.cmd == "run":
             from .runner import run_scenario
             from .scenario import load_raw

@@ -27,13 +27,30 @@ def _bler(uh, u) -> float:
     return float((uh != u).any(dim=1).float().mean())
 
 
-def test_phi_matches_exact_function():
-    x = np.concatenate([np.linspace(0, 20, 20001), np.logspace(-9, 1.3, 2000)]).astype(np.float32)
-    out = np.empty_like(x)
-    fl._phi_array(x, out)
-    xd = np.clip(x.astype(np.float64), fl._PHI_MIN, fl._PHI_MAX)
-    ref = -np.log(np.tanh(xd / 2))
-    assert np.max(np.abs(out - ref)) < 5e-6
+def _exact_boxplus(q: np.ndarray) -> np.ndarray:
+    """Float64 sum-product check-node update of q [deg, Z], with Sionna's clamps on |q| and phi."""
+    def phi(v):
+        return -np.log(np.tanh(np.clip(v, fl._PHI_MIN, fl._PHI_MAX) / 2))
+
+    p = phi(np.abs(q.astype(np.float64)))
+    sg = np.where(q < 0, -1.0, 1.0)
+    return sg.prod(axis=0) * sg * phi(p.sum(axis=0) - p)
+
+
+def test_check_node_update_matches_exact_boxplus():
+    rng = np.random.default_rng(0)
+    for q in (rng.normal(2, 5, (10, 320)), rng.normal(0, 1, (6, 64)), rng.uniform(0, 1e-5, (8, 32))):
+        q = q.astype(np.float32)
+        r = np.zeros_like(q)
+        fl._boxplus_rows(q, r)
+        assert np.max(np.abs(r - _exact_boxplus(q))) < 1e-4
+    # saturated messages: float32 resolution limits the accuracy (Sionna's own phi is worse there)
+    q = (rng.uniform(8, 30, (10, 320)) * rng.choice([-1, 1], (10, 320))).astype(np.float32)
+    r = np.zeros_like(q)
+    fl._boxplus_rows(q, r)
+    assert np.all(np.isfinite(r)) and np.all(np.abs(r) <= 16.7)
+    assert np.all(np.sign(r) == np.sign(_exact_boxplus(q)))
+    assert np.max(np.abs(r - _exact_boxplus(q))) < 1.0
 
 
 @pytest.mark.parametrize("k,n", [(100, 300), (512, 1024)])
@@ -49,7 +66,7 @@ def test_high_snr_both_decoders_exact(k, n):
     assert fast.last_iterations.max() < 20  # early stop kicked in
 
 
-@pytest.mark.parametrize("k,n,sigma,frames", [(100, 300, 1.05, 200), (512, 1024, 0.86, 100)])
+@pytest.mark.parametrize("k,n,sigma,frames", [(100, 300, 1.05, 200), (512, 1024, 0.86, 64)])
 def test_mid_snr_bler_matches_reference(k, n, sigma, frames):
     enc = LDPC5GEncoder(k, n)
     u, llr = _bpsk_logits(enc, frames, sigma=sigma, seed=2)
@@ -75,8 +92,8 @@ def test_sign_convention_all_zero_codeword():
     assert not torch.equal(dec(-llr), torch.zeros(3, 100))
 
 
-@pytest.mark.parametrize("k,n,bps", [(1000, 2000, None), (20, 60, None), (100, 300, None), (500, 600, None),
-                                     (1100, 1400, None), (512, 1024, 4), (60, 126, 6)])
+@pytest.mark.parametrize("k,n,bps", [(1000, 2000, None), (20, 60, None), (500, 600, None), (512, 1024, 4),
+                                     (60, 126, 6)])
 def test_rate_matching_and_fillers_match_reference(k, n, bps):
     enc = LDPC5GEncoder(k, n, num_bits_per_symbol=bps)
     ref_dec = LDPC5GDecoder(enc, hard_out=True, num_iter=10)
@@ -162,3 +179,15 @@ def test_run_bench_tiny():
         assert r["bler"][1] == 0.0
     assert res["speedup"]["sionna"]["total"] == pytest.approx(1.0)
     assert len(res["speedup"]["fast"]["per_snr"]) == 2
+
+
+def test_concurrent_calls_from_python_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    enc = LDPC5GEncoder(512, 1024)
+    u, llr = _bpsk_logits(enc, 24, sigma=0.8, seed=9)
+    dec = FastLDPC5GDecoder(enc, num_iter=20)
+    want = dec(llr)
+    with ThreadPoolExecutor(3) as ex:
+        outs = list(ex.map(lambda _: dec(llr), range(3)))
+    assert all(torch.equal(o, want) for o in outs)

@@ -1,4 +1,11 @@
-"""Bit-level channels (Sionna): binary symmetric and binary erasure. One channel use = one binary symbol."""
+"""Bit-level channels: binary symmetric and binary erasure. One channel use = one binary symbol.
+
+Sionna's ``BinarySymmetricChannel`` / ``BinaryErasureChannel`` sample every bit through a differentiable
+Gumbel-softmax (two uniforms, four logarithms and a softmax per bit), which is what end-to-end training
+through the channel needs but dominates run time for long payloads (a float32 feature payload is 16k bits
+per sample). With ``differentiable: false`` (default) the same channel is sampled directly with one uniform
+per bit (flip / erase where u < p); ``differentiable: true`` uses Sionna's blocks.
+"""
 from __future__ import annotations
 
 import pydantic
@@ -35,6 +42,7 @@ class BSCChannel(_BitChannel):
 
     class Params(Params):
         p: float = pydantic.Field(ge=0.0, le=1.0, description="bit flip probability")
+        differentiable: bool = pydantic.Field(False, description="use Sionna's Gumbel-softmax sampler")
         in_training: bool = IN_TRAINING
 
     def __init__(self, name, params, ctx):
@@ -44,7 +52,13 @@ class BSCChannel(_BitChannel):
         self.ch = BinarySymmetricChannel(device=ctx.device)
 
     def transmit(self, bits):
-        y = self.ch(bits.float(), self.p.p) if self.p.p > 0 else bits.float()
+        x = bits.float()
+        if self.p.p <= 0:
+            y = x
+        elif self.p.differentiable:
+            y = self.ch(x, self.p.p)
+        else:
+            y = torch.where(torch.rand(x.shape, device=x.device) < self.p.p, 1.0 - x, x)
         p = min(max(self.p.p, 1e-9), 1 - 1e-9)
         mag = min(abs(float(torch.log(torch.tensor((1 - p) / p)))), LLR_MAX)
         return {"bits": y, "llr": (2 * y - 1) * mag}
@@ -57,6 +71,7 @@ class BECChannel(_BitChannel):
 
     class Params(Params):
         p: float = pydantic.Field(ge=0.0, le=1.0, description="erasure probability")
+        differentiable: bool = pydantic.Field(False, description="use Sionna's Gumbel-softmax sampler")
         in_training: bool = IN_TRAINING
 
     def __init__(self, name, params, ctx):
@@ -66,7 +81,13 @@ class BECChannel(_BitChannel):
         self.ch = BinaryErasureChannel(device=ctx.device)
 
     def transmit(self, bits):
-        y = self.ch(bits.float(), self.p.p) if self.p.p > 0 else bits.float()
+        x = bits.float()
+        if self.p.p <= 0:
+            y = x
+        elif self.p.differentiable:
+            y = self.ch(x, self.p.p)
+        else:
+            y = torch.where(torch.rand(x.shape, device=x.device) < self.p.p, torch.full_like(x, -1.0), x)
         erased = y < 0
         llr = torch.where(erased, torch.zeros_like(y), (2 * y - 1) * LLR_MAX)
         return {"bits": torch.where(erased, torch.zeros_like(y), y), "llr": llr}

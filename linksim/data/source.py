@@ -77,6 +77,7 @@ class BitSource(Block):
 
     type_name = "bit_source"
     role = "source"
+    stochastic = True
     outputs = {"bits": "random 0/1 bits"}
 
     class Params(Params):
@@ -91,7 +92,12 @@ class BitSource(Block):
 
 
 class PixelNoise(Impairment, Block):
-    """Additive white Gaussian noise on images at an image SNR (dB, signal power = mean pixel power); clipped."""
+    """Additive white Gaussian noise on images at an image SNR (dB, signal power = mean pixel power); clipped.
+
+    Each copy (sensor) draws from its own generator seeded by (run seed, block name, SNR, split, batch), so
+    sensor i sees the same noise at every number of nodes (paired comparisons across a nodes sweep) and
+    downstream deterministic blocks can be memoised across sweep points.
+    """
 
     type_name = "pixel_noise"
     role = "source"
@@ -106,10 +112,19 @@ class PixelNoise(Impairment, Block):
     def setup(self, specs):
         return {"image": specs["image"]}
 
+    def random_in_eval(self) -> bool:
+        return False  # seeded per copy and batch: a deterministic function of (seed, name, SNR, batch)
+
     def forward(self, image):
         if self.p.snr_db is None or self.bypassed():
             return {"image": image}
+        from ..context import derive_seed
+
+        b = self.ctx.batch
+        g = torch.Generator().manual_seed(derive_seed(self.ctx.seed, self.name, self.p.snr_db, b.split,
+                                                      int(b.indices[0]), b.size, b.epoch))
         power = image.pow(2).flatten(1).mean(1).clamp_min(1e-12)
         sigma = (power / 10 ** (self.p.snr_db / 10)).sqrt().view(-1, *([1] * (image.dim() - 1)))
-        noisy = image + sigma * torch.randn_like(image)
+        noise = torch.randn(image.shape, generator=g).to(image.device)
+        noisy = image + sigma * noise
         return {"image": noisy.clamp(0, 1) if self.p.clip else noisy}

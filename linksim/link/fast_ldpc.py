@@ -1,20 +1,23 @@
 """Fast CPU decoding of the 5G NR LDPC codes of Sionna's :class:`LDPC5GEncoder`.
 
 Sionna's :class:`~sionna.phy.fec.ldpc.LDPC5GDecoder` stays the reference (``impl="sionna"``); this module adds
-a compiled decoder for the same codes (``impl="fast"``) that decodes one codeword per thread with numba,
-vectorised over the lifting size Z of the quasi-cyclic parity-check matrix and stopping each codeword as
-soon as its syndrome is zero.
+a compiled decoder for the same codes (``impl="fast"``): numba kernels that work on the quasi-cyclic
+base graph, vectorised (SIMD) over the Z checks of each lifted row block, one codeword per thread (a
+thread pool over the cores, the kernels release the GIL), each codeword stopping as soon as its syndrome
+is zero.
 
-The default algorithm is exactly the reference's: flooding sum-product with the "boxplus-phi" check-node
-rule, the same phi clamps (|x| in [8.5e-8, 16.635532]), channel LLRs clipped to +-20, the same rate
-recovery (first 2Z systematic bits punctured with LLR 0, filler bits pinned to "0" with LLR 20, punctured
-degree-1 parity nodes pruned, the 38.212 output de-interleaver if the encoder has one) and the same hard
-decision (bit = 1 where the a-posteriori LLR log p(0)/p(1) <= 0).  The only behavioural difference is the
-early stop on a satisfied syndrome (``early_stop=True``, switch it off for bit-exact iteration counts).
+The default algorithm is the reference's: flooding sum-product (Sionna's ``"boxplus-phi"``, computed here
+with the equivalent tanh rule and the same clamps |v2c| in [8.5e-8, 16.635532], so |c2v| <= 16.64),
+channel LLRs clipped to +-20, the same rate recovery (first 2Z systematic bits punctured with LLR 0,
+filler bits pinned to "0" with LLR 20, trailing punctured degree-1 parity nodes pruned, the 38.212 output
+de-interleaver if the encoder has one) and the same hard decision (bit = 1 where the a-posteriori LLR
+log p(0)/p(1) <= 0). It returns the reference's decisions frame for frame up to float32 rounding; the
+only behavioural difference is the early stop (``early_stop=False`` runs all ``num_iter`` iterations).
 
-Also available, for speed: layered scheduling (``schedule="layered"``) and normalised / offset min-sum
-(``cn_update="minsum"`` / ``"offset-minsum"``); and the ``ldpc`` package's C++ ``BpDecoder`` as a
-third implementation (``impl="ldpc"``, mainly for comparison).
+Options: layered scheduling (``schedule="layered"``; converges about twice as fast, so at the same
+``num_iter`` its BLER is better than the reference's), plain / normalised / offset min-sum
+(``cn_update="minsum" | "normalized-minsum" | "offset-minsum"``), and the ``ldpc`` package's C++
+``BpDecoder`` as a third implementation (``impl="ldpc"``, for comparison).
 
 ``run_bench`` decodes the same noisy codewords with several implementations and reports info-bit
 throughput, BLER and BER of each (``benchmarks/ldpc_bench.py`` and ``linksim bench`` call it).
@@ -32,7 +35,6 @@ import numpy as np
 import torch
 
 try:  # numba is an optional dependency (extra ``fastldpc``)
-    import numba  # noqa: F401
     from llvmlite import ir as _llir
     from numba import njit, types as _nbt
     from numba.extending import intrinsic as _intrinsic
@@ -49,7 +51,7 @@ __all__ = [
     "HAVE_NUMBA",
 ]
 
-# Same constants as Sionna's ``cn_update_phi`` (float32 branch) and ``llr_max``.
+# Same constants as Sionna's ``cn_update_phi`` (float32 clamps of phi's argument) and ``llr_max``.
 _PHI_MIN = 8.5e-8
 _PHI_MAX = 16.635532
 _LLR_MAX = 20.0
@@ -100,6 +102,8 @@ if HAVE_NUMBA:
     _HALF, _ONE, _SQRT2 = _f32(0.5), _f32(1.0), _f32(1.4142135623730951)
     _SIXTH, _TWENTY4TH, _SMALL = _f32(1.0 / 6.0), _f32(1.0 / 24.0), _f32(0.0625)
     _ZERO = _f32(0.0)
+    _TANH_MAX = _f32(0.99999988)  # float32 just below 1: extrinsic tanh products are capped here, |R| <= 16.64
+    _PROD_MIN = _f32(1e-30)
     _PMIN, _PMAX = _f32(_PHI_MIN), _f32(_PHI_MAX)
 
     @njit(inline="always", fastmath=_FM, error_model="numpy")
@@ -130,19 +134,25 @@ if HAVE_NUMBA:
         return xm + y + _LN2_HI * fe
 
     @njit(inline="always", fastmath=_FM, error_model="numpy")
-    def _phi(x):
-        """phi(x) = -log(tanh(x/2)) for x >= 0, with Sionna's clamps (float32)."""
+    def _tanh_half(x):
+        """tanh(x/2) for x >= 0, x clamped to Sionna's phi range [8.5e-8, 16.635532] (float32)."""
         x = min(max(x, _PMIN), _PMAX)
         e = _exp_neg(x)
         # 1 - exp(-x), accurate for small x
         ser = x * (_ONE - x * (_HALF - x * (_SIXTH - x * _TWENTY4TH)))
         d = ser if x < _SMALL else _ONE - e
-        return _log_pos((_ONE + e) / d)
+        return d / (_ONE + e)
 
     @njit(fastmath=_FM, error_model="numpy", boundscheck=False)
-    def _phi_array(x, out):  # used by the tests to check the approximation
-        for i in range(x.shape[0]):
-            out[i] = _phi(x[i])
+    def _boxplus_rows(Q, R):  # used by the tests: exact check-node update of Q [deg, Z] into R [deg, Z]
+        deg, z = Q.shape
+        P = np.empty((deg, z), np.float32)
+        acc = np.empty(z, np.float32)
+        sp = np.empty(z, np.float32)
+        m1 = np.empty(z, np.float32)
+        m2 = np.empty(z, np.float32)
+        im = np.empty(z, np.float32)
+        _cn_rows(Q, R, 0, deg, z, P, acc, sp, m1, m2, im, 0, _ONE, _ZERO, _f32(_LLR_MAX))
 
     # Kernel layout: for one codeword, the c2v messages of base edge e (row block r, column block c, shift s)
     # are R[e, i], i = check r*Z + i, whose VN is c*Z + (i + s) mod Z.  Every check-node row block is done in
@@ -183,20 +193,29 @@ if HAVE_NUMBA:
         for t in range(zr):
             sp[t] = _ONE
         if algo == 0:  # exact sum-product, Sionna's "boxplus-phi"
+            # tanh rule: |R_j| = 2 atanh(prod_{i != j} tanh(|Q_i| / 2)), the extrinsic product by division.
+            # Same function as phi(sum_{i != j} phi(|Q_i|)) with Sionna's clamps on |Q| (so |R| <= 16.64),
+            # half the exp/log work, and in float32 at least as accurate as Sionna's own phi evaluation.
             for t in range(zr):
-                acc[t] = _ZERO
+                acc[t] = _ONE
             for j in range(deg):
                 for t in range(zr):
-                    P[j, t] = _phi(abs(Q[j, t]))
+                    P[j, t] = _tanh_half(abs(Q[j, t]))
             for j in range(deg):
                 for t in range(zr):
-                    acc[t] = acc[t] + P[j, t]
+                    # floor keeps the product normal (no denormal slow path); it only touches products that
+                    # are far below any float32 message magnitude anyway
+                    acc[t] = max(acc[t] * P[j, t], _PROD_MIN)
             for j in range(deg):
                 for t in range(zr):
                     sp[t] = -sp[t] if Q[j, t] < _ZERO else sp[t]
             for j in range(deg):
                 for t in range(zr):
-                    m = sp[t] * _phi(acc[t] - P[j, t])
+                    # with te = acc / p (extrinsic product), 2 atanh(te) = log((p + acc) / (p - acc));
+                    # te <= _TANH_MAX keeps the ratio finite
+                    p = P[j, t]
+                    a = min(acc[t], p * _TANH_MAX)
+                    m = sp[t] * _log_pos((p + a) / (p - a))
                     R[e0 + j, t] = -m if Q[j, t] < _ZERO else m
         else:  # min-sum: normalised (algo 1) or offset (algo 2)
             big = _f32(1e30)
@@ -264,14 +283,13 @@ if HAVE_NUMBA:
 
     @njit(fastmath=_FM, error_model="numpy", boundscheck=False)
     def _decode_one(llr, L, Lnew, R, Q, P, acc, sp, m1, m2, im, hard, syn,
-                    row_ptr, e_col, e_shift, row_zr, Z, num_iter, algo, layered, alpha, beta, early_stop):
+                    row_ptr, e_col, e_shift, row_zr, Z, num_iter, algo, layered, alpha, beta, clip, early_stop):
         """Decode one codeword; ``llr`` are internal LLRs log p(0)/p(1) of all Nv mother-code VNs.
 
         Leaves the a-posteriori LLRs in ``L`` and returns the number of iterations run.
         """
         nv = llr.shape[0]
         nr = row_zr.shape[0]
-        clip = _f32(_LLR_MAX)
         for v in range(nv):
             L[v] = llr[v]
         R[:, :] = _ZERO
@@ -311,7 +329,7 @@ if HAVE_NUMBA:
 
     @njit(nogil=True, fastmath=_FM, error_model="numpy", boundscheck=False, cache=True)
     def _decode_rows(llr, b0, b1, k, row_ptr, e_col, e_shift, row_zr, Z, num_iter, algo, layered, alpha, beta,
-                     early_stop, out, iters):
+                     clip, early_stop, out, iters):
         """Decode rows [b0, b1) of ``llr`` [B, Nv]: hard info bits into ``out`` [B, k], iterations into ``iters``.
 
         Releases the GIL: the caller runs several row ranges in parallel threads.
@@ -336,7 +354,7 @@ if HAVE_NUMBA:
         for b in range(b0, b1):
             iters[b] = _decode_one(llr[b], L, Lnew, R, Q, P, acc, sp, m1, m2, im, hard, syn,
                                    row_ptr, e_col, e_shift, row_zr, Z, num_iter, algo, layered, alpha,
-                                   beta, early_stop)
+                                   beta, clip, early_stop)
             for v in range(k):
                 out[b, v] = _ONE if L[v] <= _ZERO else _ZERO
 
@@ -350,6 +368,16 @@ def _available_cores() -> int:
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOL_LOCK = threading.Lock()
+
+
+def _forget_pools_in_child() -> None:  # a forked child has none of the parent's pool threads
+    global _POOL_LOCK
+    _POOLS.clear()
+    _POOL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools_in_child)
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
@@ -418,24 +446,26 @@ class _RateRecovery:
         return full
 
 
-def _as_numpy_2d(llr, n: int) -> tuple[np.ndarray, tuple, torch.device | None, torch.dtype | None]:
+def _as_numpy_2d(llr, n: int) -> tuple[np.ndarray, tuple, torch.device | None]:
+    """[..., n] torch/numpy logits -> ([B, n] contiguous float32 numpy, leading shape, torch device or None)."""
     if isinstance(llr, torch.Tensor):
-        dev, dt = llr.device, llr.dtype
+        dev = llr.device
         arr = llr.detach().to("cpu", torch.float32).numpy()
     else:
-        dev, dt = None, None
+        dev = None
         arr = np.asarray(llr, dtype=np.float32)
-    if arr.shape[-1] != n:
-        raise ValueError(f"last dimension of llr must be n={n}, got {arr.shape[-1]}")
+    if arr.ndim == 0 or arr.shape[-1] != n:
+        raise ValueError(f"last dimension of llr must be n={n}, got shape {tuple(arr.shape)}")
     lead = arr.shape[:-1]
-    return np.ascontiguousarray(arr.reshape(-1, n)), lead, dev, dt
+    return np.ascontiguousarray(arr.reshape(-1, n)), lead, dev
 
 
-def _to_output(bits: np.ndarray, lead: tuple, k: int, dev, dt):
+def _to_output(bits: np.ndarray, lead: tuple, k: int, dev):
+    """float32 bits [B, k] -> [..., k]; a torch tensor on ``dev`` if the input was one (float32 as Sionna)."""
     bits = bits.reshape(*lead, k)
     if dev is None:
         return bits
-    return torch.from_numpy(bits).to(device=dev, dtype=dt if dt.is_floating_point else torch.float32)
+    return torch.from_numpy(bits).to(device=dev)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -452,10 +482,10 @@ class FastLDPC5GDecoder:
     :param schedule: ``"flooding"`` (default, as the reference) or ``"layered"`` (row-block serial; converges
         about twice as fast, so with the same ``num_iter`` its BLER is *better* than the reference's).
     :param early_stop: stop a codeword when its hard decision satisfies all parity checks.
-    :param num_threads: decoding threads (default: numba's thread count, i.e. all cores).
+    :param num_threads: decoding threads (default: all cores this process may run on).
     :param llr_max: channel-LLR clip (and filler-bit LLR), 20 as the reference.
 
-    ``__call__(llr[..., n])`` -> hard-decided info bits ``[..., k]`` (float 0/1, torch in -> torch out on the
+    ``__call__(llr[..., n])`` -> hard-decided info bits ``[..., k]`` (float32 0/1; torch in -> torch out on the
     input's device). ``last_iterations`` holds the iterations each codeword of the last call used.
     """
 
@@ -530,7 +560,7 @@ class FastLDPC5GDecoder:
         args = (self.k, self._row_ptr, self._e_col, self._e_shift, self._row_zr, self._rr.z, num_iter,
                 _CN_UPDATES[self.cn_update], _SCHEDULES[self.schedule] == 1,
                 np.float32(self.alpha if self.cn_update == "normalized-minsum" else 1.0), np.float32(self.beta),
-                self.early_stop, out, iters)
+                np.float32(self._rr.llr_max), self.early_stop, out, iters)
         nchunks = min(bsz, 4 * nthreads) if nthreads > 1 else 1  # a few chunks per thread balance the load
         if nchunks == 1:
             _decode_rows(full, 0, bsz, *args)
@@ -544,10 +574,10 @@ class FastLDPC5GDecoder:
         return out, iters
 
     def __call__(self, llr, num_iter: int | None = None):
-        arr, lead, dev, dt = _as_numpy_2d(llr, self.n)
+        arr, lead, dev = _as_numpy_2d(llr, self.n)
         bits, iters = self.decode_numpy(arr, num_iter)
         self.last_iterations = iters
-        return _to_output(bits, lead, self.k, dev, dt)
+        return _to_output(bits, lead, self.k, dev)
 
 
 class LdpcPkgDecoder:
@@ -572,9 +602,8 @@ class LdpcPkgDecoder:
         self.last_iterations: np.ndarray | None = None
 
     def __call__(self, llr, num_iter: int | None = None):
-        arr, lead, dev, dt = _as_numpy_2d(llr, self.n)
-        if num_iter is not None:
-            self._dec.max_iter = int(num_iter)
+        arr, lead, dev = _as_numpy_2d(llr, self.n)
+        self._dec.max_iter = self.num_iter if num_iter is None else int(num_iter)
         full = self._rr.to_internal(arr).astype(np.float64)
         y = (full <= 0).astype(np.uint8)
         synd = (self._pcm @ y.T).T % 2
@@ -582,12 +611,15 @@ class LdpcPkgDecoder:
         out = np.empty((arr.shape[0], self.k), np.float32)
         iters = np.zeros(arr.shape[0], np.int32)
         for b in range(arr.shape[0]):
+            if not synd[b].any():  # the hard decision is already a codeword
+                out[b] = y[b, :self.k]
+                continue
             self._dec.update_channel_probs(prob[b])
             err = self._dec.decode(synd[b].astype(np.uint8))
             out[b] = y[b, :self.k] ^ err[:self.k].astype(np.uint8)
             iters[b] = self._dec.iter
         self.last_iterations = iters
-        return _to_output(out, lead, self.k, dev, dt)
+        return _to_output(out, lead, self.k, dev)
 
 
 def make_decoder(encoder, impl: str = "fast", num_iter: int = 20, **kwargs) -> Callable:
@@ -641,18 +673,22 @@ def _noisy_codewords(encoder, k: int, frames: int, esno_db: float, bits_per_symb
 
 def run_bench(k: int, n: int, iters: int, snrs_db: Sequence[float], frames: int, bits_per_symbol: int = 2,
               seed: int = 0, decoders: Sequence[str] = ("sionna", "fast"), batch: int | None = None,
-              interleave: bool = True, warmup: bool = True, verbose: bool = False) -> dict:
+              interleave: bool = True, warmup: bool = True, threads: int | None = None,
+              verbose: bool = False) -> dict:
     """Decode the same noisy codewords with each decoder; info-bit throughput, BLER and BER per SNR.
 
     ``snrs_db`` are Es/N0 points in dB (QAM with ``bits_per_symbol`` over AWGN). ``decoders`` are names from
     ``"sionna"``, ``"fast"``, ``"fast-noes"`` (no early stop), ``"fast-layered"``, ``"fast-nms"``,
-    ``"fast-layered-nms"``, ``"ldpc-ps"``, ``"ldpc-ms"``. ``batch`` splits the frames into decoder calls
-    (default: all at once). Timing covers the decoder call only (LLRs in, bits out), after a warm-up call
-    (JIT compilation) on a few frames. Returns a dict with ``config``, ``decoders`` (per name, lists over
-    the SNRs: ``mbps`` (info bits), ``seconds``, ``bler``, ``ber``, ``avg_iters``, ``frames_differing_from_ref``
-    (codewords whose decoded bits differ from the first decoder's); and ``mbps_total`` over all SNRs),
-    ``reference`` (the first decoder's name) and ``speedup`` (per decoder vs the reference: ``total`` and
-    ``per_snr``).
+    ``"fast-layered-nms"``, ``"fast-layered-oms"``, ``"ldpc-ps"``, ``"ldpc-ms"``. ``batch`` splits the frames
+    into decoder calls (default: all at once); ``threads`` sets the fast decoders' threads (default: all
+    cores; Sionna uses torch's intra-op threads, see ``torch.set_num_threads``). Timing covers the decoder
+    call only (LLRs in, bits out), after a warm-up call (JIT compilation) on a few frames.
+
+    Returns a dict with ``config``; ``decoders``: per name, lists over the SNRs of ``mbps`` (information
+    bits per second / 1e6), ``seconds``, ``bler``, ``ber``, ``avg_iters``, ``frames_differing_from_ref``
+    (codewords whose decoded bits differ from the first decoder's), and ``mbps_total`` over all SNRs;
+    ``reference`` (the first decoder's name); ``speedup``: per decoder vs the reference, ``total`` and
+    ``per_snr``.
     """
     from sionna.phy.fec.ldpc import LDPC5GEncoder
 
@@ -666,6 +702,8 @@ def run_bench(k: int, n: int, iters: int, snrs_db: Sequence[float], frames: int,
     decs = {}
     for name in decoders:
         impl, kw = _BENCH_VARIANTS[name]
+        if impl == "fast" and threads:
+            kw = {**kw, "num_threads": int(threads)}
         decs[name] = make_decoder(enc, impl, iters, **kw)
     gen = torch.Generator().manual_seed(int(seed))
     batch = int(batch) if batch else frames
@@ -702,7 +740,7 @@ def run_bench(k: int, n: int, iters: int, snrs_db: Sequence[float], frames: int,
                 ref_bits = uh_all
             r["frames_differing_from_ref"].append(int((uh_all != ref_bits).any(dim=1).sum()))
             if verbose:
-                print(f"  {snr:5.2f} dB {name:>16s}: {r['mbps'][-1]:8.3f} Mbit/s  BLER {r['bler'][-1]:.4f}  "
+                print(f"  {snr:5.2f} dB {name:>16s}: {r['mbps'][-1]:8.4g} Mbit/s  BLER {r['bler'][-1]:.4f}  "
                       f"BER {r['ber'][-1]:.2e}  avg it {r['avg_iters'][-1]:.1f}", flush=True)
     for r in res.values():
         r["mbps_total"] = len(snrs) * frames * k / sum(r["seconds"]) / 1e6
@@ -714,7 +752,7 @@ def run_bench(k: int, n: int, iters: int, snrs_db: Sequence[float], frames: int,
         "config": {"k": k, "n": n, "iters": iters, "snrs_db": snrs, "snr_unit": "Es/N0 dB", "frames": frames,
                    "bits_per_symbol": bits_per_symbol, "seed": seed, "batch": batch, "interleave": interleave,
                    "torch_threads": torch.get_num_threads(),
-                   "decoder_threads": _available_cores(), "cpu_count": os.cpu_count()},
+                   "decoder_threads": int(threads) if threads else _available_cores(), "cpu_count": os.cpu_count()},
         "decoders": res,
         "reference": ref,
         "speedup": speedup,

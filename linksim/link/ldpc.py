@@ -86,19 +86,17 @@ class LDPC5GDecoderBlock(Block):
     def __init__(self, name, params, ctx):
         super().__init__(name, params, ctx)
         enc = _encoder(params.k, params.n, ctx.device)
-        if params.impl == "fast":
+        self.dec = self._decoder(enc, params.num_iter)
+        self.train_dec = self._decoder(enc, params.train_iter)
+
+    def _decoder(self, enc, num_iter: int):
+        if self.p.impl == "fast":
             from .fast_ldpc import make_decoder
 
-            self.dec = make_decoder(enc, "fast", params.num_iter)
-        else:
-            from sionna.phy.fec.ldpc import LDPC5GDecoder
-
-            self.dec = LDPC5GDecoder(enc, num_iter=params.num_iter, hard_out=True, return_infobits=True,
-                                     device=ctx.device)
+            return make_decoder(enc, "fast", num_iter)
         from sionna.phy.fec.ldpc import LDPC5GDecoder
 
-        self.train_dec = LDPC5GDecoder(enc, num_iter=params.train_iter, hard_out=True, return_infobits=True,
-                                       device=ctx.device)
+        return LDPC5GDecoder(enc, num_iter=num_iter, hard_out=True, return_infobits=True, device=self.ctx.device)
 
     def setup(self, specs):
         s = specs["llr"]

@@ -22,6 +22,7 @@ class SemanticEncoderBlock(Block):
     type_name = "semantic_encoder"
     role = "transmitter"
     trainable = True
+    memoize_eval = True
     inputs = {"image": Port(("image",)), "label": Port(("label",), "used for training only", optional=True)}
     outputs = {"features": "representation X = F * mask (non-negative)"}
 

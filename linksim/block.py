@@ -93,6 +93,13 @@ class Impairment:
 
 
 IN_TRAINING = pydantic.Field(False, description="also impair the training data of downstream trainable blocks")
+LABEL = pydantic.Field(None, description="report figures for rows with scheme=label (several schemes in one system)")
+
+
+def labelled(block, figures: dict) -> dict:
+    """Report keys ``name|label`` when the block has a ``label`` parameter set (see ``Block.report``)."""
+    label = getattr(block.p, "label", None)
+    return {f"{k}|{label}" if label else k: v for k, v in figures.items()}
 
 
 class NoParams(pydantic.BaseModel):

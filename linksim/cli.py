@@ -22,6 +22,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=None)
     r.add_argument("--no-cache", action="store_true", help="do not read or write the trained-weight cache")
     r.add_argument("--no-plots", action="store_true")
+    r.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="run sweep points in this process or as Ray tasks (pip install 'linksim[ray]')")
+    r.add_argument("--address", default=None, help="Ray cluster address (default: start a local instance)")
 
     v = sub.add_parser("validate", help="check a scenario (every system at every sweep point) without running it")
     v.add_argument("scenario")
@@ -91,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                 name = load_raw(args.scenario).get("name") or os.path.splitext(os.path.basename(args.scenario))[0]
                 out = os.path.join("results", str(name))
             path = run_scenario(args.scenario, out, args.overrides, args.quick, args.device, args.seed,
-                                cache_dir=None if args.no_cache else "default", plots=not args.no_plots)
+                                cache_dir=None if args.no_cache else "default", plots=not args.no_plots,
+                                executor=args.executor, address=args.address)
             print(f"results written to {path}/results.csv")
     except UserError as e:
         print(f"linksim: error: {e}", file=sys.stderr)

@@ -12,6 +12,11 @@ from .results import PointStore, run_info, write_csv, write_json
 from .scenario import ScenarioCfg, load_scenario, sweep_points, system_nodes, system_sweep
 
 
+def raw_resolved(cfg: ScenarioCfg) -> dict:
+    """The validated scenario as plain data (what a remote worker rebuilds the plan from)."""
+    return cfg.model_dump(mode="json")
+
+
 class Plan:
     """The validated work of a scenario: for each system, its sweep variables and points."""
 
@@ -114,9 +119,50 @@ def run_point(plan: Plan, sname: str, point: dict, ctx: RunContext) -> list[dict
     return rows
 
 
+def _remote_point(raw: dict, where: str, device: str, quick: bool, cache_dir, sname: str, point: dict):
+    """One sweep point in a Ray worker: rebuild the plan from the resolved scenario, run, return rows."""
+    import torch
+
+    from .scenario import ScenarioCfg
+
+    torch.set_num_threads(1)
+    cfg = ScenarioCfg.model_validate(raw)
+    plan = Plan(cfg, where)
+    ctx = make_context(cfg, where, device, quick, False, cache_dir)
+    return run_point(plan, sname, point, ctx)
+
+
+def _run_ray(jobs, raw, where, ctx, quick, cache_dir, address, store, done: dict) -> None:
+    """Sweep points as Ray tasks; each finished point is persisted as soon as it returns."""
+    try:
+        import ray
+    except ImportError:
+        from .errors import UserError
+
+        raise UserError("--executor ray needs Ray: pip install 'linksim[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                 **({} if address else {"_node_ip_address": "127.0.0.1"}))
+    try:
+        task = ray.remote(_remote_point)
+        refs = {task.remote(raw, where, ctx.device, quick, cache_dir, s, p): (s, p, fp) for s, p, fp in jobs}
+        pending = list(refs)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            s, p, fp = refs[ready[0]]
+            rows = ray.get(ready[0])
+            store.save(s, fp, rows)
+            done[fp] = rows
+            ctx.log(f"{s} {p} (ray)")
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
 def run_scenario(path: str, out_dir: str | Path, overrides=(), quick: bool = False, device: str = "auto",
                  seed: int | None = None, progress: bool | None = None, cache_dir="default",
-                 plots: bool = True) -> Path:
+                 plots: bool = True, executor: str = "local", address: str | None = None) -> Path:
     t0 = time.time()
     cfg, raw = load_scenario(path, overrides, quick, seed)
     plan = Plan(cfg, str(path))
@@ -127,21 +173,40 @@ def run_scenario(path: str, out_dir: str | Path, overrides=(), quick: bool = Fal
     store = PointStore(out)
     all_rows: list[dict] = []
     resumed = 0
+    order: list[tuple[str, dict, str]] = []
+    done: dict[str, list[dict]] = {}
     for sname, (_, points) in plan.systems.items():
         sys_dump = cfg.systems[sname].model_dump(mode="json")
         for point in points:
             fp = _digest([sys_dump, point, cfg.seed, cfg.data.model_dump(), quick])
+            order.append((sname, point, fp))
             rows = store.load(sname, fp)
-            if rows is None:
-                ctx.log(f"{sname} {point}")
-                rows = run_point(plan, sname, point, ctx)
-                store.save(sname, fp, rows)
-            else:
+            if rows is not None:
+                done[fp] = rows
                 resumed += 1
-            all_rows.extend(rows)
+    remote: list[tuple[str, dict, str]] = []
+    trained: set[str] = set()
+    for sname, point, fp in order:
+        if fp in done:
+            continue
+        if executor == "ray" and sname in trained:
+            remote.append((sname, point, fp))  # weights are in the on-disk cache by now
+            continue
+        ctx.log(f"{sname} {point}")
+        done[fp] = run_point(plan, sname, point, ctx)
+        store.save(sname, fp, done[fp])
+        trained.add(sname)
+    if remote:
+        if ctx.cache.root is None:
+            from .errors import UserError
+
+            raise UserError("--executor ray needs the weight cache (drop --no-cache)")
+        _run_ray(remote, raw_resolved(cfg), str(path), ctx, quick, str(ctx.cache.root), address, store, done)
+    for _, _, fp in order:
+        all_rows.extend(done[fp])
     write_csv(out / "results.csv", all_rows, plan.sweep_vars)
     info = run_info(str(path), raw, cfg.seed, time.time() - t0,
-                    {"device": ctx.device, "quick": quick, "overrides": list(overrides),
+                    {"device": ctx.device, "quick": quick, "overrides": list(overrides), "executor": executor,
                      "points_resumed": resumed, "weight_cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
                      **ctx.shared.get("run_info", {})})
     write_json(out / "run.json", info)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,7 @@ class ScenarioCfg(_Strict):
     data: DataCfg = DataCfg()
     sweep: dict[str, list] = {}
     quick: dict[str, Any] = {}
-    defs: dict[str, Any] = {}  # free-form: YAML anchors shared by several systems (aliases share one object,
-    #                            so `--set defs.x.y=...` changes every place that uses the anchor)
+    defs: dict[str, Any] = {}  # free-form: YAML anchors reused by several systems (copied where used)
     plots: list[PlotCfg] = []
     systems: dict[str, SystemCfg]
 
@@ -86,8 +86,33 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _set_wild(cur: Any, parts: list[str], value: Any) -> int:
+    """Set where the path exists; ``*`` matches every key/item. Returns how many places were set."""
+    if not parts:
+        return 0
+    head, rest = parts[0], parts[1:]
+    if isinstance(cur, dict):
+        keys = list(cur) if head == "*" else [head] if head in cur else []
+    elif isinstance(cur, list):
+        keys = list(range(len(cur))) if head == "*" else [int(head)] if head.isdigit() and int(head) < len(cur) else []
+    else:
+        return 0
+    if not rest:
+        for k in keys:
+            cur[k] = copy.deepcopy(value)
+        return len(keys)
+    return sum(_set_wild(cur[k], rest, value) for k in keys)
+
+
 def set_dotted(raw: dict, dotted: str, value: Any, where: str) -> None:
+    """Set ``a.b.c`` in the raw scenario. With a ``*`` segment (``systems.*.blocks.enc.params.epochs``) only
+    existing keys are changed, everywhere the pattern matches (YAML merge keys copy anchors, so this is how
+    one override reaches every copy)."""
     parts = dotted.split(".")
+    if "*" in parts:
+        if _set_wild(raw, parts, value) == 0:
+            raise UserError(f"'{dotted}' matches no existing key", where)
+        return
     cur: Any = raw
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
@@ -123,7 +148,9 @@ def load_raw(path: str | Path) -> dict:
         raise UserError(f"{line}bad YAML: {problem}", str(path)) from None
     if not isinstance(raw, dict):
         raise UserError("a scenario must be a YAML mapping with 'name' and 'systems'", str(path))
-    return raw
+    # YAML aliases and merge keys share nested objects; make every key independent so that an override of
+    # one system never changes another (use a '*' wildcard to change every copy)
+    return json.loads(json.dumps(raw, default=str))
 
 
 def load_scenario(path: str | Path, overrides: list[str] = (), quick: bool = False,

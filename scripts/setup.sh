@@ -9,4 +9,4 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # standard registry torch build (the CPU-only wheel cannot load the registry's torchvision)
-.venv/bin/python -m pip install -q -e ".[dev,fastldpc]"
+.venv/bin/python -m pip install -q -e ".[dev,fastldpc,ray]"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pydantic
 import torch
 
-from ..block import IN_TRAINING, Block, Impairment, Params, Port, Spec, expect
+from ..block import IN_TRAINING, LABEL, Block, Impairment, Params, Port, Spec, expect, labelled
 
 
 def noise_variance(snr_db: float) -> float:
@@ -20,6 +20,7 @@ class SymbolChannel(Impairment, Block):
     class Params(Params):
         snr_db: float = pydantic.Field(description="Es/N0 in dB per complex channel use")
         in_training: bool = IN_TRAINING
+        label: str | None = LABEL
 
     def setup(self, specs):
         expect(specs["x"], "complex", "x")
@@ -35,4 +36,4 @@ class SymbolChannel(Impairment, Block):
         raise NotImplementedError
 
     def report(self):
-        return {"channel_uses_per_sample": float(self.uses)}
+        return labelled(self, {"channel_uses_per_sample": float(self.uses)})

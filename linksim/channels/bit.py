@@ -11,7 +11,7 @@ from __future__ import annotations
 import pydantic
 import torch
 
-from ..block import IN_TRAINING, Block, Impairment, Params, Port, Spec, expect
+from ..block import IN_TRAINING, LABEL, Block, Impairment, Params, Port, Spec, expect, labelled
 
 LLR_MAX = 20.0
 
@@ -32,7 +32,7 @@ class _BitChannel(Impairment, Block):
         return self.transmit(bits)
 
     def report(self):
-        return {"channel_uses_per_sample": float(self.uses)}
+        return labelled(self, {"channel_uses_per_sample": float(self.uses)})
 
 
 class BSCChannel(_BitChannel):
@@ -44,6 +44,7 @@ class BSCChannel(_BitChannel):
         p: float = pydantic.Field(ge=0.0, le=1.0, description="bit flip probability")
         differentiable: bool = pydantic.Field(False, description="use Sionna's Gumbel-softmax sampler")
         in_training: bool = IN_TRAINING
+        label: str | None = LABEL
 
     def __init__(self, name, params, ctx):
         super().__init__(name, params, ctx)
@@ -73,6 +74,7 @@ class BECChannel(_BitChannel):
         p: float = pydantic.Field(ge=0.0, le=1.0, description="erasure probability")
         differentiable: bool = pydantic.Field(False, description="use Sionna's Gumbel-softmax sampler")
         in_training: bool = IN_TRAINING
+        label: str | None = LABEL
 
     def __init__(self, name, params, ctx):
         super().__init__(name, params, ctx)

@@ -11,7 +11,7 @@ from typing import Literal
 import pydantic
 import torch
 
-from ..block import Block, Params, Port, Spec
+from ..block import LABEL, Block, Params, Port, Spec, labelled
 from ..errors import PortError
 from .codec import FeatureCodec
 
@@ -31,7 +31,7 @@ class FeatureQuantizer(Block):
         K: int | None = pydantic.Field(None, description="selected indices (maxpro/maxamp/maxproamp)")
         n: int = pydantic.Field(1, description="bits per transmitted value (32 = float32)")
         maxpro_size: int | None = pydantic.Field(None, description="MaxPro set size (maxproamp only)")
-        label: str | None = pydantic.Field(None, description="report bits for rows of system=label")
+        label: str | None = LABEL
 
         @pydantic.model_validator(mode="after")
         def _check(self):
@@ -75,8 +75,7 @@ class FeatureQuantizer(Block):
         return {"bits": self.codec.encode(features)}
 
     def report(self):
-        key = "bits_per_sample" + (f"|{self.p.label}" if self.p.label else "")
-        return {key: float(self.codec.payload_bits())}
+        return labelled(self, {"bits_per_sample": float(self.codec.payload_bits())})
 
 
 class FeatureDequantizer(Block):

@@ -7,7 +7,7 @@ import torch
 
 import pydantic
 
-from ..block import Block, Params, Port, Spec
+from ..block import LABEL, Block, Params, Port, Spec, labelled
 from ..errors import PortError
 
 
@@ -20,7 +20,7 @@ class LabelBits(Block):
     outputs = {"bits": "decision bits"}
 
     class Params(Params):
-        label: str | None = pydantic.Field(None, description="report bits for rows of system=label")
+        label: str | None = LABEL
 
     def setup(self, specs):
         self.C = specs["pred"].meta.get("num_classes")
@@ -34,7 +34,7 @@ class LabelBits(Block):
         return {"bits": ((pred.reshape(-1, 1).long() >> shifts) & 1).float()}
 
     def report(self):
-        return {"bits_per_sample" + (f"|{self.p.label}" if self.p.label else ""): float(self.nb)}
+        return labelled(self, {"bits_per_sample": float(self.nb)})
 
 
 class BitsLabel(Block):

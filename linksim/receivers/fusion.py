@@ -5,15 +5,11 @@ import torch
 
 import pydantic
 
-from ..block import Block, Params, Port, Spec
+from ..block import LABEL, Block, Params, Port, Spec, labelled
 
 
 class _FusionParams(Params):
-    label: str | None = pydantic.Field(None, description="report node count for rows of system=label")
-
-
-def _nodes(block) -> dict:
-    return {"nodes" + (f"|{block.p.label}" if block.p.label else ""): float(block.nodes)}
+    label: str | None = LABEL
 from ..errors import PortError
 
 
@@ -37,7 +33,7 @@ class FeatureSum(Block):
         return {"features": torch.stack(features).sum(0)}
 
     def report(self):
-        return _nodes(self)
+        return labelled(self, {"nodes": float(self.nodes)})
 
 
 class MajorityVote(Block):
@@ -75,4 +71,4 @@ class MajorityVote(Block):
         return {"pred": torch.where(hit.any(1), out, torch.zeros_like(out))}
 
     def report(self):
-        return _nodes(self)
+        return labelled(self, {"nodes": float(self.nodes)})

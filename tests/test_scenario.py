@@ -52,3 +52,15 @@ def test_sweep_uses_only_referenced_global_variables(tmp_path):
 def test_set_overrides_and_types(tmp_path):
     cfg, raw = load_scenario(write(tmp_path, TEXT), overrides=["systems.a.samples=7", "sweep.snr_db=[3]"])
     assert cfg.systems["a"].samples == 7 and cfg.sweep["snr_db"] == [3]
+
+
+def test_blocks_command_lists_every_block_and_parameter(capsys):
+    from linksim.cli import main
+    from linksim.registry import BLOCKS, block_class
+
+    assert main(["blocks"]) == 0
+    out = capsys.readouterr().out
+    for name in BLOCKS:
+        assert f"\n{name}: " in "\n" + out, name
+        for pname in block_class(name).Params.model_fields:
+            assert f"- {pname} (" in out, (name, pname)

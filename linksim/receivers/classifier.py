@@ -37,6 +37,9 @@ class ClassifierBlock(Block):
         meta = {"num_classes": self.C, "class_names": specs["label"].meta.get("class_names")}
         return {"logits": Spec("real", (self.C,), meta), "pred": Spec("label", (), meta)}
 
+    def cache_salt(self):
+        return "std-floor-v2"  # standardisation changed: do not reuse classifiers cached before it
+
     def fit(self, data, ctx):
         from ..semantic.training import train_classifier
 

@@ -271,7 +271,7 @@ def train_classifier(features: torch.Tensor, labels: torch.Tensor, num_classes: 
 
     Early stopping on the epoch's mean training loss (``patience`` epochs without improving by
     ``min_delta``), at most ``epochs`` epochs. ``standardize`` folds the training features' per-dimension
-    mean/std (std floored at 1e-6) into the model. Returns the model (``make_classifier`` layout) in eval mode,
+    mean/std (std floored at 10 % of the mean per-feature std) into the model. Returns the model (``make_classifier`` layout) in eval mode,
     on the features' device.
     """
     x = features.detach().float()
@@ -280,7 +280,10 @@ def train_classifier(features: torch.Tensor, labels: torch.Tensor, num_classes: 
     model = _seeded_init(seed, lambda: make_classifier(d, num_classes, hidden, standardize)).to(x.device)
     if standardize:
         model[0].mean.copy_(x.mean(dim=0))
-        model[0].std.copy_(x.std(dim=0, unbiased=False).clamp(min=1e-6))
+        # floor: 10 % of the mean per-feature std. A feature that is (almost) constant in training -- most
+        # entries of a sparse representation -- must not amplify test-time noise by 1/std.
+        std = x.std(dim=0, unbiased=False)
+        model[0].std.copy_(std.clamp(min=max(1e-6, 0.1 * float(std.mean()))))
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(int(seed))
     stopper = EarlyStopper(patience, min_delta)

@@ -271,8 +271,8 @@ def train_classifier(features: torch.Tensor, labels: torch.Tensor, num_classes: 
 
     Early stopping on the epoch's mean training loss (``patience`` epochs without improving by
     ``min_delta``), at most ``epochs`` epochs. ``standardize`` folds the training features' per-dimension
-    mean/std (std floored at 10 % of the mean per-feature std) into the model. Returns the model (``make_classifier`` layout) in eval mode,
-    on the features' device.
+    mean/std (std floored at 10 % of the mean per-feature std) into the model. Returns the model
+    (``make_classifier`` layout) in eval mode, on the features' device.
     """
     x = features.detach().float()
     y = labels.detach().long().to(x.device)

@@ -13,6 +13,14 @@ def _num(v):
     return isinstance(v, (int, float))
 
 
+def _same(a, b) -> bool:
+    """Equal as numbers when both are numbers (CSV values come back as floats), else as strings."""
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return str(a) == str(b)
+
+
 def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], specs: list[dict] | None = None) -> list[Path]:
     import matplotlib
 
@@ -27,7 +35,7 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
     for spec in specs:
         metric = spec["metric"]
         sel = [r for r in rows if r["metric"] == metric
-               and all(str(r.get(k)) == str(v) for k, v in (spec.get("where") or {}).items())]
+               and all(_same(r.get(k), v) for k, v in (spec.get("where") or {}).items())]
         x = spec.get("x") or next((v for v in sweep_vars if any(_num(r.get(v)) for r in sel)), None)
         if x is None or not sel:
             continue
@@ -39,10 +47,19 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
                                            and len({str(r.get(c)) for r in sel}) > 1]
         if "system" not in label_cols and len({r["system"] for r in sel}) > 1:
             label_cols = ["system"] + label_cols
-        groups: dict[str, list] = {}
+        keyed: dict[tuple, list] = {}
         for r in sel:
-            lab = " ".join(str(r.get(c)) if c in ("system", "scheme") else f"{c}={r.get(c)}" for c in label_cols) or r["system"]
-            groups.setdefault(lab, []).append((float(r[x]), float(r["value"])))
+            keyed.setdefault(tuple(r.get(c) for c in label_cols), []).append((float(r[x]), float(r["value"])))
+        if any(len({p[0] for p in pts}) > 1 for pts in keyed.values()):
+            # a group with a single x value is not a curve (e.g. another system swept over other variables)
+            keyed = {k: v for k, v in keyed.items() if len({p[0] for p in v}) > 1}
+        # name lines by the columns that still differ between them
+        show = [i for i, c in enumerate(label_cols) if len({str(k[i]) for k in keyed}) > 1]
+        groups: dict[str, list] = {}
+        for k, pts in keyed.items():
+            lab = " ".join(str(k[i]) if label_cols[i] in ("system", "scheme") else f"{label_cols[i]}={k[i]}"
+                           for i in show)
+            groups[lab or str(k[0] if k else metric)] = pts
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for lab, pts in groups.items():
             pts.sort()

@@ -81,3 +81,13 @@ def test_ldpc_qam_chain_decodes_and_pads():
     assert g.reports()["channel_uses_per_sample"] == 40
     v = run(g, 64)
     assert torch.equal(v[("dec", "bits")], v[("src", "bits")])
+
+
+@pytest.mark.parametrize("chan", ["bsc", "bec"])
+def test_bit_channels_sionna_sampler_same_statistics(chan):
+    g = graph({"src": {"type": "bit_source", "params": {"bits_per_sample": 1000}},
+               "ch": {"type": chan, "params": {"p": 0.2, "differentiable": True}, "inputs": {"bits": "src.bits"}}})
+    v = run(g, 50)
+    x, llr = v[("src", "bits")], v[("ch", "llr")]
+    hit = (llr == 0) if chan == "bec" else ((llr > 0).float() != x)
+    assert abs(float(hit.float().mean()) - 0.2) < 0.015

@@ -22,6 +22,8 @@ from typing import Any, ClassVar, Iterator
 
 import pydantic
 
+from .errors import PortError
+
 # Kinds of data flowing on ports. Shapes exclude the batch dimension.
 KINDS = {
     "bits": "float tensor of 0/1 values",

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 import pydantic
 import torch
 
-from .block import Block, Spec, TrainData
+from .block import Block, TrainData
 from .errors import PortError, UserError
 from .registry import block_class
 
@@ -260,31 +260,26 @@ class Graph:
                 if sinks:
                     blk.update(**ins)
                 continue
-            mkey = None
-            if memo is None and batch.split == "test" and name in self._eval_memoizable():
-                emem = self.ctx.shared.setdefault("eval_memo", {})
-                ekey = (self.eval_key(name), int(batch.indices[0]), batch.size)
-                if ekey in emem:
-                    for port, v in emem[ekey].items():
-                        values[(name, port)] = v
-                    continue
+            store, key = self._memo_slot(name, batch, memo)
+            out = store.get(key) if store is not None else None
+            if out is None:
                 out = blk.forward(**ins)
-                emem[ekey] = out
-                for port, v in out.items():
-                    values[(name, port)] = v
-                continue
-            if memo is not None and name not in self._random_upstream():
-                mkey = (self.block_key(name), int(batch.indices[0]), batch.size)
-                if mkey in memo:
-                    for port, v in memo[mkey].items():
-                        values[(name, port)] = v
-                    continue
-            out = blk.forward(**ins)
-            if mkey is not None:
-                memo[mkey] = out
+                if store is not None:
+                    store[key] = out
             for port, v in out.items():
                 values[(name, port)] = v
         return values
+
+    def _memo_slot(self, name: str, batch: BatchInfo, memo: dict | None) -> tuple[dict | None, tuple | None]:
+        """Where a block's outputs for this batch may be reused: the training-pass memo (blocks with no
+        randomness upstream, keyed by training behaviour) or the run-wide test memo (``memoize_eval``
+        blocks, keyed by everything that determines their test outputs); (None, None) otherwise."""
+        where = (int(batch.indices[0]), batch.size)
+        if memo is not None:
+            return (None, None) if name in self._random_upstream() else (memo, (self.block_key(name), *where))
+        if batch.split == "test" and name in self._eval_memoizable():
+            return self.ctx.shared.setdefault("eval_memo", {}), (self.eval_key(name), *where)
+        return None, None
 
     def batches(self, split: str, n: int, batch_size: int, shuffle_seed: int | None = None) -> Iterator[BatchInfo]:
         if shuffle_seed is None:

@@ -1,5 +1,4 @@
 """Channel, mapping and LDPC blocks through tiny graphs."""
-import math
 
 import pytest
 import torch

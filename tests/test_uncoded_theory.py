@@ -1,5 +1,4 @@
 """Uncoded BPSK/QPSK BER over AWGN and Rayleigh against the closed forms."""
-import csv
 import math
 from pathlib import Path
 

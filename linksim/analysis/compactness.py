@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pydantic
-import torch
 
 from ..block import Block, Metric, Params, Port
 

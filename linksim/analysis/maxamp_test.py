@@ -19,7 +19,7 @@ def _make(name: str, seed: int):
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.naive_bayes import BernoulliNB
-    from sklearn.svm import LinearSVC, SVC
+    from sklearn.svm import SVC
     from sklearn.tree import DecisionTreeClassifier
 
     return {

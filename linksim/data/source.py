@@ -5,7 +5,7 @@ import pydantic
 import torch
 
 from ..block import IN_TRAINING, Block, Impairment, Params, Port, Spec
-from ..errors import PortError, UserError
+from ..errors import UserError
 
 
 class DatasetSource(Block):

@@ -1,7 +1,6 @@
 """QAM mapper / demapper (Sionna ``Mapper``/``Demapper``). BPSK = 1 bit per symbol (Sionna "pam")."""
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import pydantic

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Literal
 
 import pydantic
-import torch
 
 from ..block import LABEL, Block, Params, Port, Spec, labelled
 from ..errors import PortError

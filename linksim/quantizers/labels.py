@@ -5,7 +5,6 @@ import math
 
 import torch
 
-import pydantic
 
 from ..block import LABEL, Block, Params, Port, Spec, labelled
 from ..errors import PortError

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import torch
 
-import pydantic
 
-from ..block import LABEL, Block, Params, Port, Spec, labelled
+from ..block import LABEL, Block, Params, Port, labelled
 
 
 class _FusionParams(Params):

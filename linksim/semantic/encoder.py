@@ -12,7 +12,7 @@ from typing import Literal
 import pydantic
 import torch
 
-from ..block import Block, Params, Port, Spec, expect
+from ..block import Block, Params, Port, Spec
 from ..errors import PortError
 
 

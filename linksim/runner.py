@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .context import RunContext, WeightCache, default_cache_dir, derive_seed, reseed, resolve_device
 from .graph import Graph, _digest
+from .derive import check_envelopes, derived_rows
 from .results import PointStore, run_info, write_csv, write_json
 from .scenario import ScenarioCfg, load_scenario, sweep_points, system_nodes, system_sweep
 
@@ -39,6 +40,7 @@ class Plan:
 
     def validate(self, ctx: RunContext) -> int:
         """Build every graph at every sweep point (no training, no data pass). Returns graphs built."""
+        check_envelopes(self.cfg, self.where)
         n = 0
         for sname, (_, points) in self.systems.items():
             seen = set()
@@ -204,6 +206,7 @@ def run_scenario(path: str, out_dir: str | Path, overrides=(), quick: bool = Fal
         _run_ray(remote, raw_resolved(cfg), str(path), ctx, quick, str(ctx.cache.root), address, store, done)
     for _, _, fp in order:
         all_rows.extend(done[fp])
+    all_rows += derived_rows(cfg, all_rows)
     write_csv(out / "results.csv", all_rows, plan.sweep_vars)
     info = run_info(str(path), raw, cfg.seed, time.time() - t0,
                     {"device": ctx.device, "quick": quick, "overrides": list(overrides), "executor": executor,

@@ -11,7 +11,7 @@ import itertools
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 import yaml
@@ -60,6 +60,17 @@ class PlotCfg(_Strict):
     name: str | None = None
 
 
+class EnvelopeCfg(_Strict):
+    """A derived curve: at each sweep point, the best of several systems by one metric (e.g. the SSCC
+    envelope = the best MCS by mean PSNR). Its rows copy every metric of the chosen system, with
+    ``system`` = ``name`` and a ``chosen`` column naming the system picked."""
+
+    name: str
+    systems: list[str] = pydantic.Field(min_length=1)  # system names or glob patterns (sscc_awgn_*)
+    metric: str
+    mode: Literal["max", "min"] = "max"
+
+
 class ScenarioCfg(_Strict):
     name: str
     description: str = ""
@@ -69,6 +80,7 @@ class ScenarioCfg(_Strict):
     quick: dict[str, Any] = {}
     defs: dict[str, Any] = {}  # free-form: YAML anchors reused by several systems (copied where used)
     plots: list[PlotCfg] = []
+    envelopes: list[EnvelopeCfg] = []
     systems: dict[str, SystemCfg]
 
     @pydantic.field_validator("systems")

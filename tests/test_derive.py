@@ -1,0 +1,82 @@
+"""Envelopes: per sweep point the best of several systems, copying every metric of the chosen one."""
+import pytest
+
+from linksim.derive import envelope_rows
+from linksim.errors import UserError
+from linksim.results import read_csv
+from conftest import write
+
+
+def _rows():
+    rows = []
+    for snr, a, b in [(0, 10.0, 12.0), (5, 20.0, 18.0), (10, 25.0, 25.0)]:
+        rows += [{"system": "m_a", "snr_db": snr, "metric": "psnr_db", "value": a, "n": 4},
+                 {"system": "m_a", "snr_db": snr, "metric": "ssim", "value": a / 100, "n": 4},
+                 {"system": "m_b", "snr_db": snr, "metric": "psnr_db", "value": b, "n": 4},
+                 {"system": "m_b", "snr_db": snr, "metric": "ssim", "value": b / 100, "n": 4},
+                 {"system": "other", "snr_db": snr, "metric": "psnr_db", "value": 99.0, "n": 4}]
+    return rows
+
+
+def test_envelope_picks_best_per_point_and_copies_its_other_metrics():
+    env = envelope_rows(_rows(), "env", ["m_a", "m_b"], "psnr_db")
+    psnr = {r["snr_db"]: (r["value"], r["chosen"]) for r in env if r["metric"] == "psnr_db"}
+    ssim = {r["snr_db"]: (r["value"], r["chosen"]) for r in env if r["metric"] == "ssim"}
+    assert psnr == {0: (12.0, "m_b"), 5: (20.0, "m_a"), 10: (25.0, "m_a")}  # tie -> first name
+    assert ssim == {0: (0.12, "m_b"), 5: (0.20, "m_a"), 10: (0.25, "m_a")}
+    assert all(r["system"] == "env" for r in env)
+
+
+def test_envelope_min_mode():
+    env = envelope_rows(_rows(), "env", ["m_a", "m_b"], "psnr_db", mode="min")
+    assert {r["snr_db"]: r["chosen"] for r in env if r["metric"] == "psnr_db"} == {0: "m_a", 5: "m_b", 10: "m_a"}
+
+
+SCEN = """
+name: env
+sweep: {snr_db: [0, 8]}
+envelopes:
+  - {name: best, systems: ["bpsk*", qpsk], metric: ber, mode: min}
+systems:
+  bpsk:
+    samples: 4000
+    blocks:
+      src: {type: bit_source, params: {bits_per_sample: 2}}
+      map: {type: qam_mapper, params: {bits_per_symbol: 1}, inputs: {bits: src.bits}}
+      ch:  {type: awgn, params: {snr_db: $snr_db}, inputs: {x: map.symbols}}
+      dem: {type: qam_demapper, params: {bits_per_symbol: 1}, inputs: {y: ch.y, nvar: ch.nvar}}
+      ber: {type: ber, inputs: {bits: src.bits, bits_hat: dem.bits}}
+  qpsk:
+    samples: 4000
+    blocks:
+      src: {type: bit_source, params: {bits_per_sample: 2}}
+      map: {type: qam_mapper, params: {bits_per_symbol: 2}, inputs: {bits: src.bits}}
+      ch:  {type: awgn, params: {snr_db: $snr_db}, inputs: {x: map.symbols}}
+      dem: {type: qam_demapper, params: {bits_per_symbol: 2}, inputs: {y: ch.y, nvar: ch.nvar}}
+      ber: {type: ber, inputs: {bits: src.bits, bits_hat: dem.bits}}
+"""
+
+
+def test_envelope_rows_in_results_csv(tmp_path):
+    from linksim.runner import run_scenario
+
+    out = run_scenario(write(tmp_path, SCEN), tmp_path / "out", progress=False, plots=False)
+    rows = read_csv(out / "results.csv")
+    env = [r for r in rows if r["system"] == "best" and r["metric"] == "ber"]
+    assert len(env) == 2 and {r["chosen"] for r in env} == {"bpsk"}  # BPSK has the lower BER at equal Es/N0
+    for r in env:
+        twin = next(x for x in rows if x["system"] == "bpsk" and x["metric"] == "ber" and x["snr_db"] == r["snr_db"])
+        assert twin["value"] == r["value"]
+
+
+@pytest.mark.parametrize("bad, msg", [
+    ('{name: best, systems: ["nope*"], metric: ber}', "envelopes.0.systems"),
+    ("{name: bpsk, systems: [qpsk], metric: ber}", "envelopes.0.name"),
+])
+def test_bad_envelopes_are_user_errors(tmp_path, bad, msg):
+    from linksim.runner import validate_scenario
+
+    text = SCEN.replace('{name: best, systems: ["bpsk*", qpsk], metric: ber, mode: min}', bad)
+    with pytest.raises(UserError) as e:
+        validate_scenario(write(tmp_path, text))
+    assert msg in str(e.value)

@@ -201,6 +201,11 @@ class Block:
     def random_in_eval(self) -> bool:
         return self.stochastic
 
+    def training_ports(self) -> set[str] | None:
+        """The input ports ``fit`` reads (None = all). Only these feed the training pass and the cache key,
+        e.g. an encoder with a clean ``train_image`` port ignores the noise on its evaluation input."""
+        return None
+
     def train_signature(self) -> Any:
         """What determines this block's behaviour on the training split (part of downstream cache keys)."""
         return self.p.model_dump(mode="json")

@@ -216,9 +216,16 @@ class Graph:
         return order
 
     # ---------------------------------------------------------------- execution
-    def ancestors(self, name: str) -> set[str]:
+    def _train_edges(self, name: str) -> dict:
+        """The input edges a block's ``fit`` reads (``Block.training_ports``; all by default)."""
+        ports = self.blocks[name].training_ports()
+        return self.edges[name] if ports is None else {p: s for p, s in self.edges[name].items() if p in ports}
+
+    def ancestors(self, name: str, training: bool = False) -> set[str]:
+        """Blocks upstream of ``name`` (through the ports its ``fit`` reads, with ``training``)."""
         seen: set[str] = set()
-        todo = [b for srcs in self.edges[name].values() for b, _ in srcs]
+        first = self._train_edges(name) if training else self.edges[name]
+        todo = [b for srcs in first.values() for b, _ in srcs]
         while todo:
             b = todo.pop()
             if b not in seen:
@@ -235,9 +242,9 @@ class Graph:
                             f"{self.where.rstrip('.')}")
         return default
 
-    def _inputs_of(self, name: str, values: dict) -> dict:
+    def _inputs_of(self, name: str, values: dict, training: bool = False) -> dict:
         ins = {}
-        for port, srcs in self.edges[name].items():
+        for port, srcs in (self._train_edges(name) if training else self.edges[name]).items():
             got = [values[s] for s in srcs]
             ins[port] = got if type(self.blocks[name]).inputs[port].multi else got[0]
         return ins
@@ -276,7 +283,7 @@ class Graph:
         blocks, keyed by everything that determines their test outputs); (None, None) otherwise."""
         where = (int(batch.indices[0]), batch.size)
         if memo is not None:
-            return (None, None) if name in self._random_upstream() else (memo, (self.block_key(name), *where))
+            return (None, None) if name in self._random_upstream() else (memo, (self.flow_key(name), *where))
         if batch.split == "test" and name in self._eval_memoizable():
             return self.ctx.shared.setdefault("eval_memo", {}), (self.eval_key(name), *where)
         return None, None
@@ -315,15 +322,27 @@ class Graph:
 
     # ---------------------------------------------------------------- training
     def block_key(self, name: str, _memo: dict | None = None) -> str:
-        """Hash of a block's type, parameters and everything upstream (used to cache trained weights)."""
+        """Hash of a block's type, parameters and everything upstream of the ports its ``fit`` reads (used
+        to cache trained weights: an encoder trained on clean images keeps its key when noise is added on
+        its evaluation input)."""
         memo = {} if _memo is None else _memo
         if name in memo:
             return memo[name]
         node = self.cfg[name]
         blk = self.blocks[name]
-        ups = {p: [(self.block_key(b, memo), sp) for b, sp in srcs] for p, srcs in sorted(self.edges[name].items())}
+        ups = {p: [(self.flow_key(b, memo), sp) for b, sp in srcs] for p, srcs in sorted(self._train_edges(name).items())}
         memo[name] = _digest([node.type, blk.train_signature(), blk.cache_salt(), ups])
         return memo[name]
+
+    def flow_key(self, name: str, _memo: dict | None = None) -> str:
+        """Hash of what a block outputs on the training split: its trained state (``block_key``) and
+        everything upstream of all its inputs."""
+        memo = {} if _memo is None else _memo
+        k = ("flow", name)
+        if k not in memo:
+            ups = {p: [(self.flow_key(b, memo), sp) for b, sp in srcs] for p, srcs in sorted(self.edges[name].items())}
+            memo[k] = _digest([self.block_key(name, memo), ups])
+        return memo[k]
 
     def train(self, cache, data_key: Any, train_samples: int | None, batch_size: int, seed: int,
               progress: Callable | None = None) -> None:
@@ -338,7 +357,7 @@ class Graph:
             if state is not None:
                 blk.load_state(state)
                 continue
-            ups = self.ancestors(name)
+            ups = self.ancestors(name, training=True)
             n = self.num_samples("train", train_samples)
 
             def epoch_fn(epoch: int, shuffle: bool, _name=name, _ups=ups, _n=n):
@@ -347,7 +366,7 @@ class Graph:
                     b.epoch = epoch
                     with torch.no_grad():
                         vals = self.run_batch(b, only=_ups, sinks=False, memo=None if shuffle else memo)
-                    yield self._inputs_of(_name, vals)
+                    yield self._inputs_of(_name, vals, training=True)
 
             if progress:
                 progress(f"training {name} ({self.cfg[name].type})")

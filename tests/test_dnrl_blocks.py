@@ -155,3 +155,30 @@ def test_bad_parameters_exit_2(tmp_path, capsys, change, key):
               "lam: -0.5": "systems.fusion.blocks.enc.params.lam", "nodes: [0": "systems.fusion.blocks.noise.repeat"}
     k = next(v for s, v in expect.items() if s in key)
     assert k in err, err
+
+
+def test_clean_train_port_keeps_encoder_key_while_matched_classifiers_change(tmp_path):
+    """Noise acting in training (matched fusion classifiers) must not retrain the encoder when it has a
+    clean ``train_image`` port, and must change the keys of the classifiers downstream."""
+    from linksim.runner import Plan, make_context
+    from linksim.scenario import load_scenario
+
+    text = (TINY.replace("params: {snr_db: $image_snr_db}", "params: {snr_db: $image_snr_db, in_training: true}")
+                .replace("inputs: {image: noise.image, label: data.label}",
+                         "inputs: {image: noise.image, train_image: data.image, label: data.label}")
+                .replace("image_snr_db: [10]", "image_snr_db: [0, 10]"))
+    cfg, _ = load_scenario(write(tmp_path, text))
+    plan = Plan(cfg, "t")
+    ctx = make_context(cfg, "t", device="cpu", progress=False, cache_dir=None)
+    keys = {}
+    for snr in (0, 10):
+        g = plan.graph("fusion", {"nodes": 2, "image_snr_db": snr}, ctx)
+        keys[snr] = {n: g.block_key(n) for n in ("enc[0]", "enc[1]", "clf", "nclf[0]", "nclf[1]")}
+        assert g.ancestors("enc[0]", training=True) == {"data"}
+    assert keys[0]["enc[0]"] == keys[10]["enc[0]"] == keys[0]["enc[1]"]  # one encoder for every SNR and node
+    assert keys[0]["clf"] != keys[10]["clf"] and keys[0]["nclf[0]"] != keys[10]["nclf[0]"]
+    assert keys[0]["nclf[0]"] != keys[0]["nclf[1]"]  # each sensor's own noise
+    # the run trains the encoder once and the noisy-trained classifiers differ from clean-trained ones
+    out = run_scenario(write(tmp_path, text, "m.yaml"), tmp_path / "m", progress=False, plots=False)
+    info = json.loads((out / "run.json").read_text())
+    assert [k for k in info["training"] if k.startswith("enc")] == ["enc[0]"]

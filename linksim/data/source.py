@@ -115,6 +115,13 @@ class PixelNoise(Impairment, Block):
     def random_in_eval(self) -> bool:
         return False  # seeded per copy and batch: a deterministic function of (seed, name, SNR, batch)
 
+    def random_in_training(self) -> bool:
+        return False  # same (the epoch is part of the seed), so unshuffled training passes are memoised
+
+    def train_signature(self):
+        # the noise drawn depends on the copy's name: part of downstream cache keys when it acts in training
+        return {**self.p.model_dump(mode="json"), "name": self.name} if self.p.in_training else {"bypassed": True}
+
     def forward(self, image):
         if self.p.snr_db is None or self.bypassed():
             return {"image": image}

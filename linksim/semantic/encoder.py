@@ -23,7 +23,9 @@ class SemanticEncoderBlock(Block):
     role = "transmitter"
     trainable = True
     memoize_eval = True
-    inputs = {"image": Port(("image",)), "label": Port(("label",), "used for training only", optional=True)}
+    inputs = {"image": Port(("image",)), "label": Port(("label",), "used for training only", optional=True),
+              "train_image": Port(("image",), "if connected, training uses these (e.g. clean) images instead of "
+                                  "'image', so noise on 'image' does not retrain the encoder", optional=True)}
     outputs = {"features": "representation X = F * mask (non-negative)"}
 
     class Params(Params):
@@ -53,6 +55,9 @@ class SemanticEncoderBlock(Block):
             raise PortError(f"small_cnn needs images of at least 8x8, got {img}")
         if "label" not in specs:
             raise PortError("connect 'label' (needed to train the encoder)")
+        if "train_image" in specs and specs["train_image"].shape != img.shape:
+            raise PortError(f"train_image {specs['train_image']} and image {img} differ in shape")
+        self.clean_port = "train_image" in specs
         self.num_classes = specs["label"].meta.get("num_classes")
         self.in_ch = img.shape[0]
         return {"features": Spec("real", (self.p.nf,), {"nonnegative": True})}
@@ -82,7 +87,8 @@ class SemanticEncoderBlock(Block):
                 bar.update(1)
                 bar.set_postfix(loss=f"{info.get('loss', float('nan')):.4f}")
 
-        summary = train_encoder(self.model, d["image"], d["label"], method=self.p.method, sparsity=self.p.sparsity,
+        images = d["train_image"] if self.clean_port else d["image"]
+        summary = train_encoder(self.model, images, d["label"], method=self.p.method, sparsity=self.p.sparsity,
                                 lam=self.p.lam, epochs_max=self.p.epochs, patience=self.p.patience,
                                 batch_size=self.p.batch_size, lr=self.p.lr, temperature=self.p.temperature,
                                 seed=self.p.seed, progress=progress, optimizer=self.p.optimizer,
@@ -103,6 +109,9 @@ class SemanticEncoderBlock(Block):
         self.model.eval()
         self.summary = state.get("summary", {})
 
-    def forward(self, image, label=None):
+    def training_ports(self):
+        return {"train_image", "label"} if self.clean_port else None
+
+    def forward(self, image, label=None, train_image=None):
         self.model.eval()
         return {"features": self.model.features(image)}

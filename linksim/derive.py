@@ -30,13 +30,25 @@ def check_envelopes(cfg, where: str) -> None:
         key = f"{where}: envelopes.{i}"
         if env.name in systems:
             raise UserError(f"envelope name '{env.name}' is also a system name", f"{key}.name")
-        match_systems(env.systems, systems, f"{key}.systems")
+        members = match_systems(env.systems, systems, f"{key}.systems")
+        swept = set(cfg.sweep).union(*(cfg.systems[m].sweep for m in members))
+        for c in env.over:
+            if c != "system" and c not in swept:
+                raise UserError(f"'{c}' is neither 'system' nor a sweep variable", f"{key}.over")
 
 
-def envelope_rows(rows: list[dict], name: str, members: list[str], metric: str, mode: str = "max") -> list[dict]:
-    """Rows of the envelope over ``members``; points where only some members ran use those that did."""
+def envelope_rows(rows: list[dict], name: str, members: list[str], metric: str, mode: str = "max",
+                  over: list[str] = ("system",)) -> list[dict]:
+    """Rows of the envelope over ``members``: at each point (all columns but ``over`` and the value columns)
+    the member row with the best ``metric``; points where only some members ran use those that did.
+    ``over`` may name swept columns too (e.g. ``[bps, rate]``: the best MCS of one system)."""
+    drop = {"metric", "value", "n", "chosen", *over}
+
     def point_key(r):
-        return tuple(sorted((k, str(v)) for k, v in r.items() if k not in BASE_COLUMNS and k != "chosen"))
+        return tuple(sorted((k, str(v)) for k, v in r.items() if k not in drop))
+
+    def choice(r):
+        return " ".join(str(r.get(c)) if c == "system" else f"{c}={r.get(c)}" for c in over)
 
     mem = set(members)
     best: dict[tuple, tuple[float, str]] = {}
@@ -45,17 +57,17 @@ def envelope_rows(rows: list[dict], name: str, members: list[str], metric: str, 
             v = float(r["value"])
             if v != v:  # nan never wins
                 continue
-            k = point_key(r)
+            k, c = point_key(r), choice(r)
             cur = best.get(k)
-            if cur is None or (v > cur[0] if mode == "max" else v < cur[0]) or (v == cur[0] and r["system"] < cur[1]):
-                best[k] = (v, r["system"])
+            if cur is None or (v > cur[0] if mode == "max" else v < cur[0]) or (v == cur[0] and c < cur[1]):
+                best[k] = (v, c)
     out = []
     for r in rows:
         if r["system"] not in mem:
             continue
         chosen = best.get(point_key(r))
-        if chosen is not None and chosen[1] == r["system"]:
-            out.append({**r, "system": name, "chosen": r["system"]})
+        if chosen is not None and chosen[1] == choice(r):
+            out.append({**{k: v for k, v in r.items() if k not in over}, "system": name, "chosen": chosen[1]})
     return out
 
 
@@ -63,5 +75,5 @@ def derived_rows(cfg, rows: list[dict]) -> list[dict]:
     out = []
     for env in cfg.envelopes:
         members = match_systems(env.systems, list(cfg.systems), "envelopes")
-        out += envelope_rows(rows, env.name, members, env.metric, env.mode)
+        out += envelope_rows(rows, env.name, members, env.metric, env.mode, env.over)
     return out

@@ -43,7 +43,7 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
         if not sel:
             continue
         label_cols = spec.get("lines") or [c for c in dict.fromkeys(k for r in sel for k in r)
-                                           if c not in BASE_COLUMNS + [x] and c not in (spec.get("where") or {})
+                                           if c not in BASE_COLUMNS + [x, "chosen"] and c not in (spec.get("where") or {})
                                            and len({str(r.get(c)) for r in sel}) > 1]
         if "system" not in label_cols and len({r["system"] for r in sel}) > 1:
             label_cols = ["system"] + label_cols

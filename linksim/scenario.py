@@ -2,13 +2,17 @@
 
 A scenario holds a ``data`` section, global ``sweep`` variables, and ``systems``; each system is a list
 of blocks (type, params, inputs, optional ``repeat``). A parameter written ``$name`` takes the value of the
-sweep variable ``name`` at each sweep point. See README "Scenario format".
+sweep variable ``name`` at each sweep point; ``${expr}`` evaluates an arithmetic expression of sweep variables
+(e.g. ``${floor(uses * bps * rate) - 24}``). See README "Scenario format".
 """
 from __future__ import annotations
 
+import ast
 import copy
 import itertools
 import json
+import math
+import operator
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -69,6 +73,7 @@ class EnvelopeCfg(_Strict):
     systems: list[str] = pydantic.Field(min_length=1)  # system names or glob patterns (sscc_awgn_*)
     metric: str
     mode: Literal["max", "min"] = "max"
+    over: list[str] = pydantic.Field(["system"], min_length=1)  # columns chosen over (system and/or swept ones)
 
 
 class ScenarioCfg(_Strict):
@@ -194,11 +199,60 @@ def load_scenario(path: str | Path, overrides: list[str] = (), quick: bool = Fal
 
 
 # ------------------------------------------------------------------------------------------- sweeps
+_EXPR = re.compile(r"^\$\{(.+)\}$", re.S)
+_FUNCS = {"floor": math.floor, "ceil": math.ceil, "round": round, "int": int, "float": float, "min": min,
+          "max": max, "abs": abs, "log2": math.log2, "log10": math.log10, "sqrt": math.sqrt, "exp": math.exp}
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+
+
+def _parse_expr(text: str, key: str) -> ast.Expression:
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        raise UserError(f"bad expression '${{{text}}}'", key) from None
+    for node in ast.walk(tree):
+        ok = isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call, ast.Load,
+                               ast.USub, ast.UAdd, *_BINOPS))
+        if isinstance(node, ast.Call):
+            ok = isinstance(node.func, ast.Name) and node.func.id in _FUNCS and not node.keywords
+        if isinstance(node, ast.Constant):
+            ok = isinstance(node.value, (int, float))
+        if not ok:
+            raise UserError(f"expression '${{{text}}}' may use only numbers, sweep variables, + - * / // % ** and "
+                            f"{', '.join(_FUNCS)}", key)
+    return tree
+
+
+def _expr_names(tree: ast.Expression) -> list[str]:
+    calls = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    return [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in calls]
+
+
+def _eval(node, point: dict):
+    if isinstance(node, ast.Expression):
+        return _eval(node.body, point)
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return point[node.id]
+    if isinstance(node, ast.UnaryOp):
+        v = _eval(node.operand, point)
+        return -v if isinstance(node.op, ast.USub) else v
+    if isinstance(node, ast.BinOp):
+        return _BINOPS[type(node.op)](_eval(node.left, point), _eval(node.right, point))
+    return _FUNCS[node.func.id](*(_eval(a, point) for a in node.args))
+
+
 def _refs(obj: Any, out: dict[str, str], key: str) -> None:
     if isinstance(obj, str):
         m = _VAR.match(obj)
         if m:
             out.setdefault(m.group(1), key)
+        e = _EXPR.match(obj)
+        if e:
+            for name in _expr_names(_parse_expr(e.group(1), key)):
+                out.setdefault(name, key)
     elif isinstance(obj, dict):
         for k, v in obj.items():
             _refs(v, out, f"{key}.{k}")
@@ -210,7 +264,15 @@ def _refs(obj: Any, out: dict[str, str], key: str) -> None:
 def _subst(obj: Any, point: dict) -> Any:
     if isinstance(obj, str):
         m = _VAR.match(obj)
-        return point[m.group(1)] if m else obj
+        if m:
+            return point[m.group(1)]
+        e = _EXPR.match(obj)
+        if e:
+            try:
+                return _eval(_parse_expr(e.group(1), obj), point)
+            except (ArithmeticError, ValueError, TypeError) as err:
+                raise UserError(f"expression '{obj}' at {point}: {err}") from None
+        return obj
     if isinstance(obj, dict):
         return {k: _subst(v, point) for k, v in obj.items()}
     if isinstance(obj, list):

@@ -80,3 +80,34 @@ def test_bad_envelopes_are_user_errors(tmp_path, bad, msg):
     with pytest.raises(UserError) as e:
         validate_scenario(write(tmp_path, text))
     assert msg in str(e.value)
+
+
+def test_envelope_over_swept_columns():
+    rows = []
+    for snr in (0, 10):
+        for bps, val in ((1, 10.0 + snr), (2, 5.0 + 2 * snr)):
+            rows.append({"system": "s", "snr_db": snr, "bps": bps, "metric": "psnr_db", "value": val, "n": 3})
+    env = envelope_rows(rows, "env", ["s"], "psnr_db", over=["bps"])
+    assert {r["snr_db"]: r["chosen"] for r in env} == {0: "bps=1", 10: "bps=2"}
+    assert all("bps" not in r for r in env)
+
+
+def test_expressions_of_sweep_variables(tmp_path):
+    from linksim.runner import Plan
+    from linksim.scenario import load_scenario, system_nodes
+
+    text = SCEN.replace("bits_per_sample: 2}}\n      map: {type: qam_mapper, params: {bits_per_symbol: 1}",
+                        "bits_per_sample: '${floor(uses * bps * 0.5) - 1}'}}\n"
+                        "      map: {type: qam_mapper, params: {bits_per_symbol: $bps}", 1)
+    text = text.replace("sweep: {snr_db: [0, 8]}", "sweep: {snr_db: [0, 8], uses: [10], bps: [2]}")
+    cfg, _ = load_scenario(write(tmp_path, text))
+    plan = Plan(cfg, "t")
+    assert set(plan.systems["bpsk"][0]) == {"snr_db", "uses", "bps"}  # variables inside ${...} are swept
+    nodes = {n.name: n for n in system_nodes(cfg, "bpsk", {"snr_db": 0, "uses": 10, "bps": 2})}
+    assert nodes["src"].params["bits_per_sample"] == 9
+    bad = text.replace("floor(uses * bps * 0.5) - 1", '__import__("os")')
+    with pytest.raises(UserError, match="may use only"):
+        Plan(load_scenario(write(tmp_path, bad, "b.yaml"))[0], "t")
+    unknown = text.replace("floor(uses * bps * 0.5) - 1", "nope + 1")
+    with pytest.raises(UserError, match="'\\$nope' is not a sweep variable"):
+        Plan(load_scenario(write(tmp_path, unknown, "c.yaml"))[0], "t")

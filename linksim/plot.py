@@ -1,6 +1,7 @@
 """One PNG per metric (x = first swept variable, one line per system/other label), or as the scenario says."""
 from __future__ import annotations
 
+import fnmatch
 import io
 from pathlib import Path
 
@@ -34,7 +35,9 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
     written = []
     for spec in specs:
         metric = spec["metric"]
+        pats = spec.get("systems")
         sel = [r for r in rows if r["metric"] == metric
+               and (not pats or any(fnmatch.fnmatchcase(str(r["system"]), p) for p in pats))
                and all(_same(r.get(k), v) for k, v in (spec.get("where") or {}).items())]
         x = spec.get("x") or next((v for v in sweep_vars if any(_num(r.get(v)) for r in sel)), None)
         if x is None or not sel:

@@ -56,6 +56,7 @@ class SystemCfg(_Strict):
 
 class PlotCfg(_Strict):
     metric: str
+    systems: list[str] | None = None  # system names or glob patterns to include (default: all)
     x: str | None = None
     lines: list[str] | None = None
     where: dict[str, Any] = {}

@@ -111,3 +111,24 @@ def test_expressions_of_sweep_variables(tmp_path):
     unknown = text.replace("floor(uses * bps * 0.5) - 1", "nope + 1")
     with pytest.raises(UserError, match="'\\$nope' is not a sweep variable"):
         Plan(load_scenario(write(tmp_path, unknown, "c.yaml"))[0], "t")
+
+
+def test_plot_systems_filter_and_chosen_column_do_not_split_lines(tmp_path):
+    from linksim.plot import plot_rows
+
+    rows = _rows() + envelope_rows(_rows(), "env", ["m_a", "m_b"], "psnr_db")
+    calls = []
+    import matplotlib.axes
+
+    orig = matplotlib.axes.Axes.plot
+
+    def spy(self, *a, **k):
+        calls.append(k.get("label"))
+        return orig(self, *a, **k)
+
+    matplotlib.axes.Axes.plot = spy
+    try:
+        paths = plot_rows(rows, tmp_path, ["snr_db"], [{"metric": "psnr_db", "systems": ["m_*", "env"]}])
+    finally:
+        matplotlib.axes.Axes.plot = orig
+    assert paths and sorted(calls) == ["env", "m_a", "m_b"]  # 'other' filtered out, envelope one line

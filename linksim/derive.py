@@ -10,7 +10,6 @@ from __future__ import annotations
 import fnmatch
 
 from .errors import UserError
-from .results import BASE_COLUMNS
 
 
 def match_systems(patterns: list[str], systems: list[str], where: str) -> list[str]:

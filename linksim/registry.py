@@ -37,10 +37,21 @@ BLOCKS: dict[str, str] = {
     "classifier": "linksim.receivers.classifier:ClassifierBlock",
     "feature_sum": "linksim.receivers.fusion:FeatureSum",
     "majority_vote": "linksim.receivers.fusion:MajorityVote",
+    # learned JSCC transmitters/receivers (issue 4)
+    "jscc_encoder": "linksim.jscc.deep_jscc:JSCCEncoderBlock",
+    "jscc_decoder": "linksim.jscc.deep_jscc:JSCCDecoderBlock",
+    "smrc_encoder": "linksim.jscc.smrc:SMRCEncoderBlock",
+    "smrc_decoder": "linksim.jscc.smrc:SMRCDecoderBlock",
     # analysis of learned representations (paper 000)
     "compactness": "linksim.analysis.compactness:Compactness",
     "maxamp_k_test": "linksim.analysis.maxamp_test:MaxAmpKTest",
     "dissection": "linksim.analysis.dissection:Dissection",
+    # SSCC baseline (issue 4)
+    "image_codec_encoder": "baselines.sscc:ImageCodecEncoder",
+    "image_codec_decoder": "baselines.sscc:ImageCodecDecoder",
+    "codec_stats": "baselines.sscc:CodecStats",
+    "crc_encoder": "linksim.link.crc:CRCEncoderBlock",
+    "crc_decoder": "linksim.link.crc:CRCDecoderBlock",
     # metrics
     "ber": "linksim.metrics.bits:BitErrorRate",
     "bler": "linksim.metrics.bits:BlockErrorRate",

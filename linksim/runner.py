@@ -6,11 +6,24 @@ import sys
 import time
 from pathlib import Path
 
-from .context import RunContext, WeightCache, default_cache_dir, derive_seed, reseed, resolve_device
-from .graph import Graph, _digest
+from .context import (
+    RunContext,
+    WeightCache,
+    default_cache_dir,
+    derive_seed,
+    reseed,
+    resolve_device,
+)
 from .derive import check_envelopes, derived_rows
+from .graph import Graph, _digest
 from .results import PointStore, run_info, write_csv, write_json
-from .scenario import ScenarioCfg, load_scenario, sweep_points, system_nodes, system_sweep
+from .scenario import (
+    ScenarioCfg,
+    load_scenario,
+    sweep_points,
+    system_nodes,
+    system_sweep,
+)
 
 
 def raw_resolved(cfg: ScenarioCfg) -> dict:
@@ -84,7 +97,17 @@ def run_point(plan: Plan, sname: str, point: dict, ctx: RunContext) -> list[dict
     bs = sys_cfg.batch_size or cfg.data.batch_size
     reseed(derive_seed(cfg.seed, "train"))
     data_key = [cfg.data.model_dump(), cfg.seed]
-    graph.train(ctx.cache, data_key, cfg.data.train_samples, bs, cfg.seed, progress=ctx.log)
+    info = ctx.shared.pop("run_info", {})
+    try:
+        graph.train(ctx.cache, data_key, cfg.data.train_samples, bs, cfg.seed, progress=ctx.log)
+    finally:
+        # blocks record training summaries by block name; keep them apart per system ("system/block")
+        for section, entries in ctx.shared.pop("run_info", {}).items():
+            if isinstance(entries, dict):
+                info.setdefault(section, {}).update({f"{sname}/{k}": v for k, v in entries.items()})
+            else:
+                info[section] = entries
+        ctx.shared["run_info"] = info
     reseed(derive_seed(cfg.seed, sname, sorted(point.items())))
     n = graph.num_samples("test", sys_cfg.samples)
     if sys_cfg.test_samples is not None:

@@ -1,10 +1,10 @@
 """Envelopes: per sweep point the best of several systems, copying every metric of the chosen one."""
 import pytest
+from conftest import write
 
 from linksim.derive import envelope_rows
 from linksim.errors import UserError
 from linksim.results import read_csv
-from conftest import write
 
 
 def _rows():

@@ -118,7 +118,7 @@ def test_tiny_distributed_run_and_weight_cache(tmp_path):
     assert total[("maxamp", 2)] == 2 * bits[("maxamp", 2)]
     assert any(r["metric"] == "n1_2sigma" for r in rows)
     info = json.loads((out / "run.json").read_text())
-    assert "enc[0]" in info["training"] and info["resolved_scenario"]["seed"] == 3
+    assert "fusion/enc[0]" in info["training"] and info["resolved_scenario"]["seed"] == 3
     assert (out / "accuracy.png").is_file()
     # second run, new output folder, same config: every trained block comes from the cache
     out2 = run_scenario(p, tmp_path / "b", progress=False, plots=False)
@@ -181,4 +181,4 @@ def test_clean_train_port_keeps_encoder_key_while_matched_classifiers_change(tmp
     # the run trains the encoder once and the noisy-trained classifiers differ from clean-trained ones
     out = run_scenario(write(tmp_path, text, "m.yaml"), tmp_path / "m", progress=False, plots=False)
     info = json.loads((out / "run.json").read_text())
-    assert [k for k in info["training"] if k.startswith("enc")] == ["enc[0]"]
+    assert [k for k in info["training"] if "/enc" in k] == ["fusion/enc[0]"]

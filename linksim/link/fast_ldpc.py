@@ -36,7 +36,8 @@ import torch
 
 try:  # numba is an optional dependency (extra ``fastldpc``)
     from llvmlite import ir as _llir
-    from numba import njit, types as _nbt
+    from numba import njit
+    from numba import types as _nbt
     from numba.extending import intrinsic as _intrinsic
 
     HAVE_NUMBA = True

@@ -6,6 +6,7 @@ The decoder implementation is selectable: ``sionna`` (reference) or ``fast`` (co
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal
 
@@ -27,7 +28,10 @@ class _LDPCParams(Params):
         return self
 
 
+@functools.lru_cache(maxsize=64)
 def _encoder(k: int, n: int, device: str):
+    """One Sionna encoder per (k, n, device) per process (stateless after construction; building one loads
+    the base graph, which would otherwise dominate short sweep points)."""
     from sionna.phy.fec.ldpc import LDPC5GEncoder
 
     try:
@@ -41,6 +45,7 @@ class LDPC5GEncoderBlock(Block):
 
     type_name = "ldpc5g_encoder"
     role = "link"
+    memoize_eval = True  # deterministic: codewords reused across the SNR points of a run
     inputs = {"bits": Port(("bits",))}
     outputs = {"bits": "coded bits"}
     Params = _LDPCParams

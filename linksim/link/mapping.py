@@ -23,6 +23,7 @@ class QAMMapper(Block):
 
     type_name = "qam_mapper"
     role = "link"
+    memoize_eval = True  # deterministic: reused across the SNR points of a run
     inputs = {"bits": Port(("bits",))}
     outputs = {"symbols": "complex symbols"}
 

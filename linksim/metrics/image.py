@@ -1,9 +1,10 @@
 """Image fidelity metrics (torchmetrics): PSNR (mean of per-image PSNR, peak 1.0) and SSIM."""
 from __future__ import annotations
 
+import pydantic
 import torch
 
-from ..block import Block, Metric, Port
+from ..block import Block, Metric, Params, Port
 from ..errors import PortError
 
 
@@ -11,6 +12,12 @@ class _ImagePair(Block):
     role = "metric"
     is_sink = True
     inputs = {"image": Port(("image",), "reference"), "image_hat": Port(("image",), "reconstruction")}
+
+    class Params(Params):
+        name: str | None = pydantic.Field(None, description="'scheme' label of the rows (several schemes in one system)")
+
+    def labels(self) -> dict:
+        return {"scheme": self.p.name} if self.p.name else {}
 
     def setup(self, specs):
         if specs["image"].shape != specs["image_hat"].shape:
@@ -32,7 +39,7 @@ class PSNR(_ImagePair):
 
     def compute(self):
         v = torch.cat(self.vals)
-        return [Metric("psnr_db", float(v.mean()), len(v))]
+        return [Metric("psnr_db", float(v.mean()), len(v), self.labels())]
 
 
 class SSIM(_ImagePair):
@@ -49,4 +56,4 @@ class SSIM(_ImagePair):
 
     def compute(self):
         v = torch.cat(self.vals)
-        return [Metric("ssim", float(v.mean()), len(v))]
+        return [Metric("ssim", float(v.mean()), len(v), self.labels())]

@@ -1,0 +1,115 @@
+"""Small convolutional JSCC networks (Bourtsoulatze-style, GDN-free, sized for CPU training) and the differentiable training channel.
+
+``JSCCEncoder``: image -> conv trunk (stride-2 5x5 and 3x3 convs, one 3x3 conv, PReLU) -> one linear head per
+layer emitting exactly ``2 n_l`` reals = ``n_l`` complex symbols; every sub-block is power-normalised on its
+own (mean |s|^2 = 1 per sub-block), so the concatenation has unit average energy per symbol. One head is deep
+JSCC; L heads are the multi-resolution (SMRC) encoder.
+
+``JSCCDecoder``: the first ``m`` received symbols (2m reals) -> linear -> PReLU -> mirror of the trunk (3x3
+conv, two stride-2 transposed convs) -> sigmoid image; optionally a class head (linear - PReLU - linear) on the
+hidden layer after the first linear map. Images whose side is not a multiple of 4 are zero-padded at the
+encoder and cropped at the decoder, so any H x W (28x28 grey, 32x32x3) works.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as Fn
+from torch import nn
+
+
+def _pad4(h: int, w: int) -> tuple[int, int]:
+    return 4 * math.ceil(h / 4), 4 * math.ceil(w / 4)
+
+
+def power_normalize(z: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """Reals ``[B, 2 sum(sizes)]`` -> complex ``[B, sum(sizes)]``, each sub-block with mean |s|^2 = 1."""
+    v = torch.view_as_complex(z.float().reshape(z.shape[0], -1, 2).contiguous())
+    out, s = [], 0
+    for n in sizes:
+        blk = v[:, s:s + n]
+        p = blk.abs().pow(2).mean(1, keepdim=True).clamp_min(1e-12)
+        out.append(blk / p.sqrt())
+        s += n
+    return torch.cat(out, 1)
+
+
+def complex_to_reals(y: torch.Tensor) -> torch.Tensor:
+    """Complex ``[B, m]`` -> reals ``[B, 2m]`` (re, im interleaved: the inverse of the encoder's packing)."""
+    return torch.view_as_real(y.reshape(y.shape[0], -1).to(torch.complex64)).reshape(y.shape[0], -1)
+
+
+class JSCCEncoder(nn.Module):
+    """Image ``[B, C, H, W]`` in [0, 1] -> complex symbols ``[B, sum(symbols)]``, sub-blocks power-normalised."""
+
+    def __init__(self, in_ch: int, hw: tuple[int, int], symbols: list[int], width: int = 64):
+        super().__init__()
+        self.hw, self.symbols = tuple(hw), [int(n) for n in symbols]
+        hp, wp = _pad4(*hw)
+        half = max(width // 2, 1)
+        self.trunk = nn.Sequential(
+            nn.Conv2d(in_ch, half, 5, 2, 2), nn.PReLU(half),
+            nn.Conv2d(half, width, 3, 2, 1), nn.PReLU(width),
+            nn.Conv2d(width, width, 3, 1, 1), nn.PReLU(width),
+            nn.Flatten())
+        feat = width * (hp // 4) * (wp // 4)
+        self.heads = nn.ModuleList(nn.Linear(feat, 2 * n) for n in self.symbols)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = self.hw
+        hp, wp = _pad4(h, w)
+        x = Fn.pad(x.float(), (0, wp - w, 0, hp - h))
+        f = self.trunk(x)
+        z = torch.cat([head(f) for head in self.heads], 1)
+        return power_normalize(z, self.symbols)
+
+
+class JSCCDecoder(nn.Module):
+    """First ``m`` received symbols -> image in [0, 1] (and class scores when ``num_classes`` > 0)."""
+
+    def __init__(self, m: int, out_ch: int, hw: tuple[int, int], width: int = 64, num_classes: int = 0,
+                 class_hidden: int = 128):
+        super().__init__()
+        self.m, self.hw = int(m), tuple(hw)
+        hp, wp = _pad4(*hw)
+        self.grid = (width, hp // 4, wp // 4)
+        half = max(width // 2, 1)
+        hidden = width * (hp // 4) * (wp // 4)
+        self.fc = nn.Sequential(nn.Linear(2 * self.m, hidden), nn.PReLU())
+        self.body = nn.Sequential(
+            nn.Conv2d(width, width, 3, 1, 1), nn.PReLU(width),
+            nn.ConvTranspose2d(width, half, 4, 2, 1), nn.PReLU(half),
+            nn.ConvTranspose2d(half, out_ch, 4, 2, 1), nn.Sigmoid())
+        self.cls = (nn.Sequential(nn.Linear(hidden, class_hidden), nn.PReLU(), nn.Linear(class_hidden, num_classes))
+                    if num_classes > 0 else None)
+
+    def forward(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        z = complex_to_reals(y[:, : self.m])
+        hid = self.fc(z)
+        img = self.body(hid.reshape(-1, *self.grid))[..., : self.hw[0], : self.hw[1]]
+        logits = self.cls(hid) if self.cls is not None else None
+        return img, logits
+
+
+def training_channel(x: torch.Tensor, kind: str, snr_db: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
+    """Differentiable channel used while training: ``x`` unit-energy complex ``[B, n]``.
+
+    Es/N0 is drawn per sample, uniform in dB on ``snr_db = (lo, hi)`` (a single value when lo == hi).
+    ``awgn``: y = x + n, n ~ CN(0, N0). ``rayleigh``: one CN(0, 1) tap per sample (the ``rayleigh`` block's
+    default ``coherence: sample``) and perfect-CSI equalisation y = (h x + n) / h, as in
+    :mod:`linksim.channels.fading`. N0 = 10^(-snr_db/10) (README's SNR convention).
+    """
+    b, n = x.shape
+    lo, hi = snr_db
+    snr = lo + (hi - lo) * torch.rand(b, generator=generator)
+    std = torch.sqrt(10.0 ** (-snr / 10.0) / 2.0).to(x.device)[:, None]
+    noise = torch.complex(torch.randn(b, n, generator=generator), torch.randn(b, n, generator=generator)).to(x.device)
+    noise = noise * std
+    if kind == "awgn":
+        return x + noise
+    if kind == "rayleigh":
+        h = torch.complex(torch.randn(b, generator=generator), torch.randn(b, generator=generator)) / math.sqrt(2.0)
+        h = h.to(x.device)[:, None]
+        return x + noise / h
+    raise ValueError(f"unknown training channel {kind!r}; use 'awgn' or 'rayleigh'")

@@ -1,0 +1,184 @@
+"""Issue-4 learned JSCC blocks: deep JSCC and multi-resolution JSCC (SMRC) on tiny digits runs."""
+import io
+import json
+import math
+
+import pytest
+import torch
+from conftest import write
+
+from linksim.block import Spec
+from linksim.cli import main
+from linksim.results import read_csv
+from linksim.runner import run_scenario
+
+JSCC = """
+name: tiny_jscc
+seed: 1
+data: {dataset: digits, batch_size: 50, train_samples: 300, test_samples: 150}
+sweep: {snr_db: [0, 20]}
+systems:
+  deep:
+    blocks:
+      data: {type: dataset}
+      enc:  {type: jscc_encoder, params: {bandwidth_ratio: 0.25, width: 16, epochs: 6, batch_size: 10, lr: 0.003, train_snr_db: 10}, inputs: {image: data.image}}
+      chan: {type: awgn, params: {snr_db: $snr_db}, inputs: {x: enc.symbols}}
+      dec:  {type: jscc_decoder, inputs: {y: chan.y}}
+      psnr: {type: psnr, inputs: {image: data.image, image_hat: dec.image}}
+      # a second receiver fine-tuned on noisy training symbols (channel with in_training), rows scheme=ft
+      chft: {type: awgn, params: {snr_db: $snr_db, in_training: true, label: ft}, inputs: {x: enc.symbols}}
+      decft: {type: jscc_decoder, params: {finetune_epochs: 1}, inputs: {y: chft.y, image: data.image}}
+      psft: {type: psnr, params: {name: ft}, inputs: {image: data.image, image_hat: decft.image}}
+  smrc:
+    blocks:
+      data: {type: dataset}
+      enc:  {type: smrc_encoder, params: {symbols: [4, 8, 12], width: 16, epochs: 6, batch_size: 10, lr: 0.003,
+                                          train_channel: rayleigh, train_snr_db: [5, 15], alpha: 1.0,
+                                          beta: [0.01, 0.01, {important_classes: [0, 1], other_weight: 0.01, weight: 0.02}]},
+             inputs: {image: data.image, label: data.label}}
+      chan: {type: rayleigh, params: {snr_db: $snr_db}, inputs: {x: enc.symbols}}
+      dec1: {type: smrc_decoder, params: {layer: 1, label: L1}, inputs: {y: chan.y, label: data.label}}
+      dec3: {type: smrc_decoder, params: {layer: 3, label: L3}, inputs: {y: chan.y, label: data.label}}
+      p1:   {type: psnr, params: {name: L1}, inputs: {image: data.image, image_hat: dec1.image}}
+      p3:   {type: psnr, params: {name: L3}, inputs: {image: data.image, image_hat: dec3.image}}
+      a1:   {type: accuracy, params: {name: L1, macro: true}, inputs: {label: dec1.label, pred: dec1.logits}}
+      a3:   {type: accuracy, params: {name: L3, macro: true}, inputs: {label: dec3.label, pred: dec3.logits}}
+"""
+
+
+def _val(rows, system, metric, **labels):
+    got = [r["value"] for r in rows if r["system"] == system and r["metric"] == metric
+           and all(r.get(k) == v for k, v in labels.items())]
+    assert len(got) == 1, (system, metric, labels, got)
+    return got[0]
+
+
+def test_encoder_power_and_channel_sub_blocks():
+    from linksim.jscc.models import JSCCDecoder, JSCCEncoder, training_channel
+
+    torch.manual_seed(0)
+    enc = JSCCEncoder(3, (32, 32), [5, 7, 11], width=8)
+    with torch.no_grad():
+        s = enc(torch.rand(6, 3, 32, 32))
+    assert s.shape == (6, 23) and s.dtype == torch.complex64
+    for a, b in ((0, 5), (5, 12), (12, 23)):  # every sub-block has unit mean energy -> the whole vector too
+        assert torch.allclose(s[:, a:b].abs().pow(2).mean(1), torch.ones(6), atol=1e-5)
+    dec = JSCCDecoder(12, 3, (32, 32), width=8, num_classes=4)
+    with torch.no_grad():
+        img, logits = dec(s)
+    assert img.shape == (6, 3, 32, 32) and logits.shape == (6, 4) and 0 <= float(img.min()) <= float(img.max()) <= 1
+    x = torch.ones(4000, 50, dtype=torch.complex64)
+    g = torch.Generator().manual_seed(0)
+    n0 = 10 ** (-3 / 10)
+    assert abs(float((training_channel(x, "awgn", (3.0, 3.0), g) - x).abs().pow(2).mean()) / n0 - 1) < 0.02
+    ray = training_channel(x, "rayleigh", (3.0, 3.0), g)  # equalised noise n/h: heavier than AWGN
+    assert float((ray - x).abs().pow(2).median()) > 0
+
+
+def test_split_symbols():
+    from linksim.jscc.smrc import split_symbols
+
+    assert split_symbols(130, [1, 1, 1]) == [44, 43, 43]
+    assert split_symbols(10, [1, 3]) == [3, 7] and sum(split_symbols(131, [0.2, 0.3, 0.5])) == 131
+
+
+def test_meta_passes_through_channels_and_power_normalize():
+    from linksim.channels.awgn import AWGNChannel
+    from linksim.channels.fading import RayleighChannel
+    from linksim.channels.power import PowerNormalize
+    from linksim.context import RunContext
+
+    ctx = RunContext()
+    marker = object()
+    spec = Spec("complex", (7,), {"jscc_encoder": marker})
+    for cls, params in ((AWGNChannel, {"snr_db": 3}), (RayleighChannel, {"snr_db": 3})):
+        blk = cls("c", cls.Params.model_validate(params), ctx)
+        assert blk.setup({"x": spec})["y"].meta["jscc_encoder"] is marker
+    pn = PowerNormalize("p", PowerNormalize.Params(), ctx)
+    assert pn.setup({"x": spec})["symbols"].meta["jscc_encoder"] is marker
+
+
+def test_tiny_jscc_and_smrc_run_cache_and_counts(tmp_path):
+    from linksim.data.datasets import load_split
+
+    p = write(tmp_path, JSCC)
+    out = run_scenario(p, tmp_path / "a", progress=False, plots=False)
+    rows = read_csv(out / "results.csv")
+    # deep JSCC: floor(0.25 * 64) = 16 channel uses, bandwidth ratio 1/4
+    assert _val(rows, "deep", "channel_uses_per_sample", snr_db=20, scheme=None) == 16
+    assert _val(rows, "deep", "bandwidth_ratio", snr_db=20, scheme=None) == pytest.approx(0.25)
+    hi, lo = _val(rows, "deep", "psnr_db", snr_db=20, scheme=None), _val(rows, "deep", "psnr_db", snr_db=0, scheme=None)
+    assert _val(rows, "deep", "psnr_db", snr_db=20, scheme="ft") > 0  # the fine-tuned receiver ran
+    # beats sending nothing (the mean training image) at high SNR, and degrades with the channel
+    x, _ = load_split("digits", "train")
+    xt, _ = load_split("digits", "test")
+    xt = torch.from_numpy(xt[:150]).float() / 255
+    mean = torch.from_numpy(x).float().div(255).mean(0)
+    mean_psnr = float((10 * torch.log10(1 / (xt - mean).pow(2).flatten(1).mean(1))).mean())
+    assert hi > mean_psnr + 1.0, (hi, mean_psnr)
+    assert hi > lo
+    # SMRC: total uses from the channel, per-layer uses/ratios from the decoders' labels
+    assert _val(rows, "smrc", "channel_uses_per_sample", snr_db=20, scheme=None) == 24
+    assert _val(rows, "smrc", "channel_uses_per_sample", snr_db=20, scheme="L1") == 4
+    assert _val(rows, "smrc", "bandwidth_ratio", snr_db=20, scheme="L3") == pytest.approx(24 / 64)
+    for metric in ("psnr_db", "accuracy", "recall_macro", "precision_macro"):
+        for layer in ("L1", "L3"):
+            assert math.isfinite(_val(rows, "smrc", metric, snr_db=20, scheme=layer))
+    assert _val(rows, "smrc", "psnr_db", snr_db=20, scheme="L3") > _val(rows, "smrc", "psnr_db", snr_db=20, scheme="L1")
+    info = json.loads((out / "run.json").read_text())
+    assert {"deep/enc", "deep/decft", "smrc/enc"} <= set(info["training"])  # kept apart per system
+    assert info["training"]["deep/decft"]["finetune_epochs"] == 1
+    # second run: every trained block (encoders and decoders) comes from the cache, identical results
+    out2 = run_scenario(p, tmp_path / "b", progress=False, plots=False)
+    info2 = json.loads((out2 / "run.json").read_text())
+    assert "training" not in info2 and info2["weight_cache"]["misses"] == 0
+    assert (out2 / "results.csv").read_text() == (out / "results.csv").read_text()
+
+
+def test_pooled_labels_and_state_roundtrip():
+    from linksim.context import RunContext
+    from linksim.jscc.smrc import SMRCDecoderBlock, SMRCEncoderBlock
+
+    ctx = RunContext()
+    enc = SMRCEncoderBlock("enc", SMRCEncoderBlock.Params.model_validate(
+        {"bandwidth_ratio": 0.5, "layers": 2, "width": 8,
+         "beta": [0.01, {"important_classes": [3, 7], "weight": 1.0, "other_weight": 0.1}]}), ctx)
+    lab = Spec("label", (), {"num_classes": 10})
+    out = enc.setup({"image": Spec("image", (1, 8, 8)), "label": lab})["symbols"]
+    assert out.shape == (32,) and out.meta["sub_blocks"] == [16, 16]
+    dec = SMRCDecoderBlock("d", SMRCDecoderBlock.Params(layer=2), ctx)
+    specs = dec.setup({"y": out, "label": lab})
+    assert specs["logits"].shape == (3,) and specs["label"].meta["num_classes"] == 3
+    enc._build()
+    dec.fit(None, ctx)  # takes the companion decoder; no data needed without fine-tuning
+    y = enc.forward(torch.rand(4, 1, 8, 8))["symbols"]
+    got = dec.forward(y, torch.tensor([3, 7, 0, 9]))
+    assert got["label"].tolist() == [0, 1, 2, 2] and got["logits"].shape == (4, 3)
+    buf = io.BytesIO()
+    torch.save(dec.state(), buf)
+    buf.seek(0)
+    dec2 = SMRCDecoderBlock("d", SMRCDecoderBlock.Params(layer=2), ctx)
+    dec2.setup({"y": out, "label": lab})
+    dec2.load_state(torch.load(buf, weights_only=True))
+    assert torch.equal(dec2.forward(y, torch.tensor([3, 7, 0, 9]))["image"], got["image"])
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ("bandwidth_ratio: 0.25, ", "", "systems.deep.blocks.enc.params"),
+    ("train_snr_db: 10}", "train_snr_db: [12, 3]}", "systems.deep.blocks.enc.params.train_snr_db"),
+    ("dec:  {type: jscc_decoder, inputs: {y: chan.y}}", "dec:  {type: jscc_decoder, inputs: {y: chan.nvar}}",
+     "systems.deep.blocks.dec.inputs.y"),
+    ("dec1: {type: smrc_decoder, params: {layer: 1, label: L1}, inputs: {y: chan.y",
+     "dec1: {type: jscc_decoder, inputs: {y: chan.y", "systems.smrc.blocks.dec1.inputs"),
+    ("layer: 3, label: L3", "layer: 4, label: L3", "systems.smrc.blocks.dec3.params"),
+    ("alpha: 1.0", "alpha: [1.0, 2.0]", "systems.smrc.blocks.enc.params"),
+    ("important_classes: [0, 1]", "important_classes: [0, 12]", "systems.smrc.blocks.enc.params"),
+    ("inputs: {image: data.image, label: data.label}}", "inputs: {image: data.image}}", "systems.smrc.blocks.enc.inputs"),
+])
+def test_bad_parameters_exit_2(tmp_path, capsys, old, new, key):
+    text = JSCC.replace(old, new)
+    assert text != JSCC
+    code = main(["validate", write(tmp_path, text)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert key in err, err

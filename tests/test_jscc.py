@@ -182,3 +182,16 @@ def test_bad_parameters_exit_2(tmp_path, capsys, old, new, key):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert key in err, err
+
+
+def test_fast_fading_training_channel_has_a_tap_per_symbol():
+    from linksim.jscc.models import training_channel
+
+    x = torch.ones(50, 2000, dtype=torch.complex64)
+    g = torch.Generator().manual_seed(1)
+    block = training_channel(x, "rayleigh_sample", (20.0, 20.0), g) - x
+    fast = training_channel(x, "rayleigh_symbol", (20.0, 20.0), g) - x
+    # the equalised noise n / h: with one tap per sample each row has its own level 1/|h|^2, with a tap per
+    # symbol every row mixes many taps and the row medians agree
+    spread = lambda e: float(e.abs().pow(2).median(1).values.log().std())  # noqa: E731
+    assert spread(block) > 0.8 and spread(fast) < 0.2, (spread(block), spread(fast))

@@ -33,7 +33,10 @@ class TrainParams(Params):
 
     width: pydantic.PositiveInt = pydantic.Field(64, description="conv channels of encoder trunk and decoders")
     train_channel: Literal["awgn", "rayleigh"] = pydantic.Field(
-        "awgn", description="differentiable channel used in training (rayleigh: per-sample tap, perfect CSI)")
+        "awgn", description="differentiable channel used in training (rayleigh: perfect CSI, taps per train_coherence)")
+    train_coherence: Literal["sample", "symbol"] = pydantic.Field(
+        "sample", description="rayleigh training taps: one per sample (block fading) or per symbol (fast fading), "
+                              "as the rayleigh block's coherence")
     train_snr_db: float | list[float] = pydantic.Field(
         10.0, description="training Es/N0 in dB: a value, or [lo, hi] drawn uniformly per sample")
     epochs: pydantic.PositiveInt = pydantic.Field(10, description="epoch cap")
@@ -98,6 +101,9 @@ class JSCCEncoderBase(Block):
         self.encoder = JSCCEncoder(c, (h, w), self.sizes, self.p.width).to(self.ctx.device)
         self.decoders = [JSCCDecoder(**self.decoder_args(l + 1)).to(self.ctx.device) for l in range(len(self.sizes))]
 
+    def train_channel_kind(self) -> str:
+        return "awgn" if self.p.train_channel == "awgn" else f"rayleigh_{self.p.train_coherence}"
+
     def fit(self, data, ctx):
         self._build()
         d = data.materialize()
@@ -105,7 +111,7 @@ class JSCCEncoderBase(Block):
         t0 = time.time()
         try:
             s = train_jscc(self.encoder, self.decoders, self.losses, d["image"], d["image"],
-                           d.get("label") if self.uses_labels else None, channel=self.p.train_channel,
+                           d.get("label") if self.uses_labels else None, channel=self.train_channel_kind(),
                            snr_db=self.p.snr_range(), epochs=self.p.epochs, lr=self.p.lr,
                            batch_size=self.p.batch_size, seed=self.p.seed, max_seconds=self.p.max_seconds,
                            device=ctx.device, progress=cb)

@@ -96,8 +96,9 @@ def training_channel(x: torch.Tensor, kind: str, snr_db: tuple[float, float], ge
     """Differentiable channel used while training: ``x`` unit-energy complex ``[B, n]``.
 
     Es/N0 is drawn per sample, uniform in dB on ``snr_db = (lo, hi)`` (a single value when lo == hi).
-    ``awgn``: y = x + n, n ~ CN(0, N0). ``rayleigh``: one CN(0, 1) tap per sample (the ``rayleigh`` block's
-    default ``coherence: sample``) and perfect-CSI equalisation y = (h x + n) / h, as in
+    ``awgn``: y = x + n, n ~ CN(0, N0). ``rayleigh``/``rayleigh_sample``: one CN(0, 1) tap per sample (the
+    ``rayleigh`` block's default ``coherence: sample``; ``rayleigh_symbol``: one per symbol, ``coherence:
+    symbol``) and perfect-CSI equalisation y = (h x + n) / h, as in
     :mod:`linksim.channels.fading`. N0 = 10^(-snr_db/10) (README's SNR convention).
     """
     b, n = x.shape
@@ -108,8 +109,10 @@ def training_channel(x: torch.Tensor, kind: str, snr_db: tuple[float, float], ge
     noise = noise * std
     if kind == "awgn":
         return x + noise
-    if kind == "rayleigh":
+    if kind in ("rayleigh", "rayleigh_sample"):
         h = torch.complex(torch.randn(b, generator=generator), torch.randn(b, generator=generator)) / math.sqrt(2.0)
-        h = h.to(x.device)[:, None]
-        return x + noise / h
-    raise ValueError(f"unknown training channel {kind!r}; use 'awgn' or 'rayleigh'")
+        return x + noise / h.to(x.device)[:, None]
+    if kind == "rayleigh_symbol":  # fast fading: an independent tap per symbol
+        h = torch.complex(torch.randn(b, n, generator=generator), torch.randn(b, n, generator=generator)) / math.sqrt(2.0)
+        return x + noise / h.to(x.device)
+    raise ValueError(f"unknown training channel {kind!r}; use 'awgn', 'rayleigh' or 'rayleigh_symbol'")

@@ -182,3 +182,34 @@ def test_clean_train_port_keeps_encoder_key_while_matched_classifiers_change(tmp
     out = run_scenario(write(tmp_path, text, "m.yaml"), tmp_path / "m", progress=False, plots=False)
     info = json.loads((out / "run.json").read_text())
     assert [k for k in info["training"] if "/enc" in k] == ["fusion/enc[0]"]
+
+
+def test_classifier_train_features_port_trains_on_clean_features(tmp_path):
+    from linksim.runner import Plan, make_context
+    from linksim.scenario import load_scenario
+
+    text = """
+name: cf
+data: {dataset: digits, batch_size: 100, train_samples: 300, test_samples: 100}
+sweep: {image_snr_db: [0, 20]}
+systems:
+  s:
+    blocks:
+      data:  {type: dataset}
+      noise: {type: pixel_noise, params: {snr_db: $image_snr_db, in_training: true}, inputs: {image: data.image}}
+      enc:   {type: semantic_encoder, params: {nf: 16, method: ce, sparsity: none, epochs: 15, patience: 15}, inputs: {image: data.image, train_image: data.image, label: data.label}}
+      enc_rx: {type: semantic_encoder, params: {nf: 16, method: ce, sparsity: none, epochs: 15, patience: 15}, inputs: {image: noise.image, train_image: data.image, label: data.label}}
+      clf:   {type: classifier, params: {epochs: 30}, inputs: {features: enc_rx.features, train_features: enc.features, label: data.label}}
+      acc:   {type: accuracy, inputs: {label: data.label, pred: clf.logits}}
+"""
+    cfg, _ = load_scenario(write(tmp_path, text))
+    plan = Plan(cfg, "t")
+    ctx = make_context(cfg, "t", device="cpu", progress=False, cache_dir=None)
+    g0, g20 = (plan.graph("s", {"image_snr_db": s}, ctx) for s in (0, 20))
+    assert "noise" not in g0.ancestors("clf", training=True)
+    assert g0.block_key("clf") == g20.block_key("clf") and g0.block_key("enc") == g0.block_key("enc_rx")
+    out = run_scenario(write(tmp_path, text, "r.yaml"), tmp_path / "o", progress=False, plots=False)
+    acc = {r["image_snr_db"]: r["value"] for r in read_csv(out / "results.csv") if r["metric"] == "accuracy"}
+    assert acc[20] > acc[0]  # one clean-trained receiver, tested on noisy inputs
+    info = json.loads((out / "run.json").read_text())
+    assert sum(k.endswith(("/enc", "/enc_rx")) for k in info["training"]) == 1  # the twin came from the cache

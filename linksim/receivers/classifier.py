@@ -13,7 +13,10 @@ class ClassifierBlock(Block):
     type_name = "classifier"
     role = "receiver"
     trainable = True
-    inputs = {"features": Port(("real",)), "label": Port(("label",), "used for training", optional=True)}
+    inputs = {"features": Port(("real",)), "label": Port(("label",), "used for training", optional=True),
+              "train_features": Port(("real",), "if connected, training reads these instead of 'features' (e.g. "
+                                     "features of clean images where 'features' come from a decoded image)",
+                                     optional=True)}
     outputs = {"logits": "class scores", "pred": "predicted class"}
 
     class Params(Params):
@@ -33,6 +36,9 @@ class ClassifierBlock(Block):
         if not self.C:
             raise PortError("label port carries no num_classes")
         self.d = specs["features"].size
+        self.clean_port = "train_features" in specs
+        if self.clean_port and specs["train_features"].size != self.d:
+            raise PortError(f"train_features {specs['train_features']} and features {specs['features']} differ in size")
         meta = {"num_classes": self.C, "class_names": specs["label"].meta.get("class_names")}
         return {"logits": Spec("real", (self.C,), meta), "pred": Spec("label", (), meta)}
 
@@ -43,7 +49,7 @@ class ClassifierBlock(Block):
         from ..semantic.training import train_classifier
 
         d = data.materialize(self.p.train_samples)
-        x = d["features"].reshape(len(d["label"]), -1)
+        x = d["train_features" if self.clean_port else "features"].reshape(len(d["label"]), -1)
         self.model = train_classifier(x, d["label"], self.C, hidden=self.p.hidden, epochs=self.p.epochs,
                                       batch_size=self.p.batch_size, lr=self.p.lr, seed=self.p.seed,
                                       patience=self.p.patience, standardize=self.p.standardize)
@@ -58,6 +64,9 @@ class ClassifierBlock(Block):
         self.model.load_state_dict(state["model"])
         self.model.eval()
 
-    def forward(self, features, label=None):
+    def training_ports(self):
+        return {"train_features", "label"} if self.clean_port else None
+
+    def forward(self, features, label=None, train_features=None):
         logits = self.model(features.reshape(features.shape[0], -1).float())
         return {"logits": logits, "pred": logits.argmax(-1)}

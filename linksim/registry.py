@@ -52,6 +52,18 @@ BLOCKS: dict[str, str] = {
     "codec_stats": "baselines.sscc:CodecStats",
     "crc_encoder": "linksim.link.crc:CRCEncoderBlock",
     "crc_decoder": "linksim.link.crc:CRCDecoderBlock",
+    # knowledge-base semantic communication (paper 003, issue 5)
+    "dataset_split": "linksim.knowledge.splits:DatasetSplit",
+    "clip_teacher": "linksim.knowledge.teacher:CLIPTeacher",
+    "knowledge_base": "linksim.knowledge.kb:KnowledgeBase",
+    "kb_stats": "linksim.knowledge.kb:KBStats",
+    "kb_guided_encoder": "linksim.knowledge.ssl.kb_guided:KBGuidedEncoder",
+    "simclr_encoder": "linksim.knowledge.ssl.simclr:SimCLREncoder",
+    "nnclr_encoder": "linksim.knowledge.ssl.nnclr:NNCLREncoder",
+    "linear_probe": "linksim.knowledge.probe:LinearProbe",
+    "topk_accuracy": "linksim.knowledge.probe:TopKAccuracy",
+    "vq_encoder": "linksim.knowledge.vqvae:VQEncoder",
+    "vq_decoder": "linksim.knowledge.vqvae:VQDecoder",
     # metrics
     "ber": "linksim.metrics.bits:BitErrorRate",
     "bler": "linksim.metrics.bits:BlockErrorRate",

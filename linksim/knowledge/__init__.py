@@ -1,0 +1,1 @@
+"""Knowledge-base semantic communication (paper 003, CRLSC): teacher, SKB/PKB, KB-guided encoders, VQ-VAE."""

@@ -1,0 +1,90 @@
+"""``kb_guided_encoder``: the local encoder of paper 003 (CRLSC, Fig. 3), guided by a vector knowledge base.
+
+Query branch: q = z(view 1) (the raw projector output); the KB is searched (FAISS PQ) with q plus Gaussian
+noise N(0, ``noise_var``) per entry ("to broaden the search scope") for the ``top_n`` nearest vectors v
+(PQ-decoded; keys k = values v); attention scores softmax(q k^T / sqrt(d)) (Eq. 1), q* = scores v (Eq. 2).
+Other branch: p = z(view 2). Loss: the decoupled contrastive loss (DCL, Yeh et al. 2022; Eq. 3) between q*
+and p, symmetrised: the positive pair is excluded from the denominator, whose terms are the other samples'
+views of both branches. The noise only widens the retrieval; the attention uses the clean q.
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import pydantic
+import torch
+import torch.nn.functional as Fn
+
+from ...block import Port
+from ...errors import PortError
+from .base import SSLEncoderBlock
+
+
+def dcl_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Decoupled contrastive loss, symmetric: mean over both directions of
+    -<z, z+>/t + log sum_{negatives} exp(<z, z->/t), negatives = the 2B - 2 views of the other samples."""
+    z1, z2 = Fn.normalize(z1, dim=1), Fn.normalize(z2, dim=1)
+    b = z1.shape[0]
+    eye = torch.eye(b, dtype=torch.bool, device=z1.device)
+
+    def one(a, c):
+        pos = (a * c).sum(1) / temperature
+        neg = torch.cat([a @ c.T, a @ a.T], dim=1) / temperature
+        neg = neg.masked_fill(torch.cat([eye, eye], dim=1), float("-inf"))
+        return (-pos + torch.logsumexp(neg, dim=1)).mean()
+
+    return 0.5 * (one(z1, z2) + one(z2, z1))
+
+
+def kb_attention(q: torch.Tensor, v: torch.Tensor, normalise: str = "softmax") -> torch.Tensor:
+    """q* = softmax(q k^T / sqrt(d)) v with k = v: ``q [B, d]``, ``v [B, n, d]`` -> ``[B, d]``.
+
+    ``normalise="linear"`` drops the softmax (the paper's Eq. 1-2 as printed: q* = (q k^T / sqrt(d)) v, a
+    projection of q onto the span of the retrieved vectors)."""
+    scores = torch.einsum("bd,bnd->bn", q, v) / math.sqrt(q.shape[-1])
+    if normalise == "softmax":
+        scores = torch.softmax(scores, dim=-1)
+    return torch.einsum("bn,bnd->bd", scores, v)
+
+
+class KBGuidedEncoder(SSLEncoderBlock):
+    """Local encoder trained by DCL between the KB-enhanced query q* and the other view p (paper 003)."""
+
+    type_name = "kb_guided_encoder"
+    method = "kb_guided"
+    inputs = {**SSLEncoderBlock.inputs,
+              "kb": Port(("real",), "a knowledge_base output (SKB or a peer's PKB)")}
+
+    class Params(SSLEncoderBlock.Params):
+        top_n: pydantic.PositiveInt = pydantic.Field(30, description="retrieved knowledge-base vectors per query")
+        noise_var: float = pydantic.Field(0.2, ge=0, description="variance of the Gaussian noise added to queries")
+        attention: Literal["softmax", "linear"] = pydantic.Field(
+            "softmax", description="scores softmax(q k^T/sqrt d), or linear: the paper's Eq. 1-2 without softmax")
+
+    def setup(self, specs):
+        self.kb = specs["kb"].meta.get("knowledge_base")
+        if self.kb is None:
+            raise PortError("'kb' must come from a knowledge_base block")
+        out = super().setup(specs)
+        if self.dim != self.kb.d:
+            raise PortError(f"embedding dim {self.dim} differs from the knowledge base's {self.kb.d}")
+        return out
+
+    def default_dim(self, specs):
+        return specs["kb"].shape[0]
+
+    def prepare(self, data):
+        self.values = self.kb.decoded().to(self.ctx.device)
+
+    def retrieve(self, q: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """The ``top_n`` knowledge-base vectors nearest to the noisy query, ``[B, n, d]``."""
+        noise = torch.randn(q.shape, generator=gen).to(q.device) * math.sqrt(self.p.noise_var)
+        ids = self.kb.search(q.detach() + noise, self.p.top_n).to(q.device)
+        return self.values[ids.clamp_min(0)]
+
+    def loss(self, v1, v2, gen):
+        _, q = self.model(v1)
+        _, p = self.model(v2)
+        q_star = kb_attention(q, self.retrieve(q, gen), self.p.attention)
+        return dcl_loss(q_star, p, self.p.temperature)

@@ -1,0 +1,236 @@
+"""``clip_teacher``: the server-side model of paper 003 (CLIP) through open_clip.
+
+``model`` names an open_clip architecture and ``pretrained`` an open_clip pretrained tag or a local
+checkpoint file (e.g. ``ViT-B-32`` + ``openai`` or ``/path/ViT-B-32.pt``: the paper's setting). With no
+``pretrained`` the teacher is pre-trained on the server's public split here: image-caption pairs
+"a photo of a {label}" with open_clip's CLIP loss (symmetric InfoNCE over the batch, learned logit scale),
+Adam, at most ``epochs`` epochs / ``max_seconds``. The offline default architecture ``linksim-tiny-clip`` is a
+small open_clip config registered at import (ViT: 28x28 input, 7x7 patches, 2 layers of width 64; text
+transformer: 2 layers of width 64; 128-dim joint space) sized for Fashion-MNIST on a CPU.
+
+Outputs per sample: the L2-normalised image embedding and the text embedding of the sample's class prompt
+(the image SKB and the text SKB are built from these by ``knowledge_base``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pydantic
+import torch
+import torch.nn.functional as Fn
+
+from ..block import Block, Params, Port, Spec
+from ..errors import PortError, UserError
+
+TINY = "linksim-tiny-clip"
+TINY_CFG = {
+    "embed_dim": 128,
+    "vision_cfg": {"image_size": 28, "layers": 2, "width": 64, "patch_size": 7, "head_width": 32},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+_registered = False
+
+
+def register_tiny_config() -> None:
+    """Make ``linksim-tiny-clip`` known to open_clip (its model-config mechanism reads a JSON file)."""
+    global _registered
+    if _registered:
+        return
+    import open_clip
+
+    path = Path(tempfile.mkdtemp(prefix="linksim-openclip-")) / f"{TINY}.json"
+    path.write_text(json.dumps(TINY_CFG))
+    open_clip.add_model_config(path)
+    _registered = True
+
+
+def prompts(class_names) -> list[str]:
+    return [f"a photo of a {n.lower()}" for n in class_names]
+
+
+class CLIPTeacher(Block):
+    """Server model: images -> CLIP image embeddings (and class-prompt text embeddings); pre-trained or fitted."""
+
+    type_name = "clip_teacher"
+    role = "transmitter"
+    trainable = True
+    memoize_eval = True
+    inputs = {"image": Port(("image",), "public images"),
+              "label": Port(("label",), "class of each image (captions 'a photo of a {label}')")}
+    outputs = {"image_embedding": "L2-normalised CLIP image embedding",
+               "text_embedding": "L2-normalised CLIP text embedding of the sample's class prompt"}
+
+    class Params(Params):
+        model: str = pydantic.Field(TINY, description="open_clip architecture (e.g. ViT-B-32)")
+        pretrained: str | None = pydantic.Field(
+            None, description="open_clip pretrained tag or local checkpoint path; null = pre-train here")
+        epochs: pydantic.PositiveInt = pydantic.Field(5, description="pre-training epoch cap (no pretrained)")
+        max_seconds: float | None = pydantic.Field(None, gt=0, description="pre-training wall-time cap")
+        batch_size: pydantic.PositiveInt = 256
+        lr: float = pydantic.Field(1e-3, gt=0, description="Adam learning rate of the pre-training")
+        seed: int = 0
+
+    def __init__(self, name, params, ctx):
+        super().__init__(name, params, ctx)
+        p = params.pretrained
+        if p is not None and ("/" in p or p.endswith((".pt", ".pth", ".bin", ".safetensors"))) and not Path(p).is_file():
+            raise UserError(f"pretrained: checkpoint file not found: {p}")
+        self.model = None
+        self.summary: dict = {}
+
+    def setup(self, specs):
+        img = specs["image"]
+        if len(img.shape) != 3 or img.shape[0] not in (1, 3):
+            raise PortError(f"expects grey or RGB images (C, H, W), got {img}")
+        self.class_names = specs["label"].meta.get("class_names")
+        if not self.class_names:
+            raise PortError("the label port carries no class names (needed for the captions)")
+        register_tiny_config()
+        import open_clip
+
+        if self.p.model not in open_clip.list_models():
+            raise ValueError(f"unknown open_clip model '{self.p.model}' (e.g. {TINY}, ViT-B-32, RN50)")
+        self.dim = int(open_clip.get_model_config(self.p.model)["embed_dim"])
+        return {"image_embedding": Spec("real", (self.dim,), {"teacher": self.p.model}),
+                "text_embedding": Spec("real", (self.dim,), {"teacher": self.p.model})}
+
+    def cache_salt(self):
+        # a local checkpoint is part of the configuration: its size and mtime change the cache key
+        p = self.p.pretrained
+        if p and Path(p).is_file():
+            st = Path(p).stat()
+            return [p, st.st_size, st.st_mtime_ns]
+        return None
+
+    # -- model ------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        import open_clip
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.p.seed)
+            quiet = logging.getLogger().level
+            if not self.p.pretrained:  # open_clip warns that a randomly initialised model has no weights
+                logging.getLogger().setLevel(logging.ERROR)
+            try:
+                model = open_clip.create_model(self.p.model, pretrained=self.p.pretrained)
+            except Exception as e:  # noqa: BLE001 -- a tag that needs a download (offline), a broken checkpoint
+                raise UserError(f"cannot load open_clip weights '{self.p.pretrained}' for {self.p.model}: "
+                                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                                f"(offline: give a local checkpoint path)",
+                                f"{self.ctx.where}: {self.name}.params.pretrained") from None
+            finally:
+                logging.getLogger().setLevel(quiet)
+        self.model = model.to(self.ctx.device)
+        self.tokenizer = open_clip.get_tokenizer(self.p.model)
+        vis = self.model.visual
+        size = getattr(vis, "image_size", 224)
+        self.image_size = tuple(size) if isinstance(size, (tuple, list)) else (int(size), int(size))
+        self.mean = torch.tensor(getattr(vis, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+        self.std = torch.tensor(getattr(vis, "image_std", None) or open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
+
+    def _prep(self, image: torch.Tensor) -> torch.Tensor:
+        x = image.float()
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        if tuple(x.shape[-2:]) != self.image_size:
+            x = Fn.interpolate(x, size=self.image_size, mode="bilinear", align_corners=False)
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+    def _text(self) -> torch.Tensor:
+        tokens = self.tokenizer(prompts(self.class_names)).to(self.ctx.device)
+        return self.model.encode_text(tokens, normalize=True)
+
+    def describe(self) -> str:
+        if self.p.pretrained:
+            return f"open_clip {self.p.model} pretrained={self.p.pretrained}"
+        return f"open_clip {self.p.model} pre-trained here on the public split (CLIP loss)"
+
+    def _record(self, ctx) -> None:
+        ctx.shared.setdefault("run_info", {}).setdefault("training", {})[self.name] = self.summary
+        said = ctx.shared.setdefault("teachers_announced", set())
+        if self.summary["teacher"] not in said:  # once per run, also when the console is not a terminal
+            said.add(self.summary["teacher"])
+            print(f"[linksim] {self.name}: teacher = {self.summary['teacher']}", file=sys.stderr, flush=True)
+
+    # -- training ---------------------------------------------------------------------------------
+    def fit(self, data, ctx):
+        self._build()
+        t0 = time.time()
+        if self.p.pretrained:
+            self.summary = {"teacher": self.describe(), "epochs": 0}
+            self.model.eval()
+            self._record(ctx)
+            return
+        import open_clip
+
+        d = data.materialize()
+        x, y = d["image"], d["label"].long()
+        n = len(y)
+        loss_fn = open_clip.ClipLoss()
+        opt = torch.optim.Adam(self.model.parameters(), lr=self.p.lr)
+        gen = torch.Generator().manual_seed(self.p.seed)
+        bs = min(self.p.batch_size, n)
+        bar = None
+        if ctx.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.p.epochs * (n // bs), desc=f"pre-train teacher {self.name}", unit="step", leave=False)
+        losses, stopped = [], "epochs"
+        self.model.train()
+        for epoch in range(self.p.epochs):
+            perm = torch.randperm(n, generator=gen)
+            tot = 0.0
+            steps = 0
+            for k in range(n // bs):
+                idx = perm[k * bs:(k + 1) * bs]
+                img = self.model.encode_image(self._prep(x[idx].to(ctx.device)), normalize=True)
+                txt = self._text()[y[idx].to(ctx.device)]
+                loss = loss_fn(img, txt, self.model.logit_scale.exp())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    self.model.logit_scale.clamp_(0, 4.6052)  # CLIP: logit scale at most 100
+                tot += float(loss.detach())
+                steps += 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{float(loss):.3f}")
+                if self.p.max_seconds is not None and time.time() - t0 >= self.p.max_seconds:
+                    stopped = "max_seconds"
+                    break
+            losses.append(tot / max(steps, 1))
+            if stopped == "max_seconds":
+                break
+        if bar is not None:
+            bar.close()
+        self.model.eval()
+        self.summary = {"teacher": self.describe(), "epochs": len(losses), "final_loss": round(losses[-1], 4),
+                        "stopped": stopped, "seconds": round(time.time() - t0, 1)}
+        self._record(ctx)
+
+    def state(self):
+        if self.p.pretrained:  # the checkpoint is on disk already: do not copy it into the cache
+            return {"summary": self.summary}
+        return {"model": self.model.state_dict(), "summary": self.summary}
+
+    def load_state(self, state):
+        self._build()
+        if "model" in state:
+            self.model.load_state_dict(state["model"])
+        self.model.eval()
+        self.summary = state.get("summary", {})
+        self.summary["teacher"] = self.describe()
+        self._record(self.ctx)
+
+    @torch.no_grad()
+    def forward(self, image, label):
+        self.model.eval()
+        img = self.model.encode_image(self._prep(image), normalize=True)
+        txt = self._text()[label.long()]
+        return {"image_embedding": img.float(), "text_embedding": txt.float()}

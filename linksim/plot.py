@@ -59,14 +59,30 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
         # name lines by the columns that still differ between them
         show = [i for i, c in enumerate(label_cols) if len({str(k[i]) for k in keyed}) > 1]
         groups: dict[str, list] = {}
+        per_system: dict = {}
+        for k in keyed:
+            per_system[k[0]] = per_system.get(k[0], 0) + 1
+        thin: set[str] = set()
         for k, pts in keyed.items():
             lab = " ".join(str(k[i]) if label_cols[i] in ("system", "scheme") else f"{label_cols[i]}={k[i]}"
-                           for i in show)
-            groups[lab or str(k[0] if k else metric)] = pts
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for lab, pts in groups.items():
+                           for i in show if k[i] is not None)
+            lab = lab or str(k[0] if k else metric)
+            groups[lab] = pts
+            if label_cols and label_cols[0] == "system" and per_system[k[0]] > 2 < len(keyed):
+                thin.add(lab)  # one of many curves of a system (e.g. one per MCS): drawn thin, the rest bold
+        fig, ax = plt.subplots(figsize=(9.5 if len(groups) > 6 else 7, 4.8))
+        colours = plt.get_cmap("tab20" if len(groups) > 10 else "tab10").colors
+        bold = iter(["black", "tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown"] * 4)
+        for i, (lab, pts) in enumerate(groups.items()):
             pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=lab)
+            if lab in thin:
+                style = {"lw": 0.9, "ms": 2, "alpha": 0.7, "color": colours[i % len(colours)]}
+            elif thin:  # highlighted against many thin curves: strong colours
+                style = {"lw": 2.2, "ms": 3.5, "color": next(bold)}
+            else:
+                style = {"lw": 1.5, "ms": 3.5, "color": colours[i % len(colours)]}
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=lab,
+                    ls=("-", "--", "-.", ":")[(i // len(colours)) % 4], **style)
         logy = spec.get("logy")
         if logy is None:
             logy = metric in LOG_METRICS
@@ -76,8 +92,10 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
         ax.set_ylabel(metric)
         ax.set_title(spec.get("title") or metric)
         ax.grid(True, which="both", alpha=0.3)
-        if len(groups) <= 24:
-            ax.legend(fontsize=7, ncol=2 if len(groups) > 8 else 1)
+        if len(groups) > 6:
+            ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=2 if len(groups) > 20 else 1)
+        else:
+            ax.legend(fontsize=7)
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110)

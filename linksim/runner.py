@@ -96,7 +96,8 @@ def run_point(plan: Plan, sname: str, point: dict, ctx: RunContext) -> list[dict
     graph = plan.graph(sname, point, ctx)
     bs = sys_cfg.batch_size or cfg.data.batch_size
     reseed(derive_seed(cfg.seed, "train"))
-    data_key = [cfg.data.model_dump(), cfg.seed]
+    # what the training passes see: the training split and its batching (not the test-set size)
+    data_key = [cfg.data.model_dump(exclude={"test_samples", "batch_size"}), bs, cfg.seed]
     info = ctx.shared.pop("run_info", {})
     try:
         graph.train(ctx.cache, data_key, cfg.data.train_samples, bs, cfg.seed, progress=ctx.log)

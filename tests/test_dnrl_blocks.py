@@ -213,3 +213,14 @@ systems:
     assert acc[20] > acc[0]  # one clean-trained receiver, tested on noisy inputs
     info = json.loads((out / "run.json").read_text())
     assert sum(k.endswith(("/enc", "/enc_rx")) for k in info["training"]) == 1  # the twin came from the cache
+
+
+def test_test_set_size_does_not_retrain(tmp_path):
+    p = write(tmp_path, TINY.replace("sweep: {nodes: [1, 2], image_snr_db: [10]}", "sweep: {nodes: [1], image_snr_db: [10]}"))
+    run_scenario(p, tmp_path / "a", progress=False, plots=False)
+    from linksim.runner import run_scenario as rs
+
+    out = rs(p, tmp_path / "b", overrides=["data.test_samples=60"], progress=False, plots=False)
+    info = json.loads((out / "run.json").read_text())
+    assert info["weight_cache"]["misses"] == 0 and "training" not in info
+    assert {r["n"] for r in read_csv(out / "results.csv") if r["metric"] == "accuracy"} == {60}

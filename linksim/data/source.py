@@ -42,7 +42,7 @@ class DatasetSource(Block):
                                             "class_names": self.info.class_names})}
 
     def cache_salt(self):
-        return [self.dataset, self.limits]
+        return [self.dataset, self.limits["train"]]  # the test-set size does not change what is trained
 
     def _arrays(self, split: str):
         key = ("dataset", self.dataset, self.root, split)

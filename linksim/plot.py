@@ -70,6 +70,8 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
             groups[lab] = pts
             if label_cols and label_cols[0] == "system" and per_system[k[0]] > 2 < len(keyed):
                 thin.add(lab)  # one of many curves of a system (e.g. one per MCS): drawn thin, the rest bold
+        if thin == set(groups):
+            thin = set()  # every system has several curves: all drawn alike
         fig, ax = plt.subplots(figsize=(9.5 if len(groups) > 6 else 7, 4.8))
         colours = plt.get_cmap("tab20" if len(groups) > 10 else "tab10").colors
         bold = iter(["black", "tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown"] * 4)

@@ -61,14 +61,14 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
         groups: dict[str, list] = {}
         per_system: dict = {}
         for k in keyed:
-            per_system[k[0]] = per_system.get(k[0], 0) + 1
+            per_system[k[:1]] = per_system.get(k[:1], 0) + 1
         thin: set[str] = set()
         for k, pts in keyed.items():
             lab = " ".join(str(k[i]) if label_cols[i] in ("system", "scheme") else f"{label_cols[i]}={k[i]}"
                            for i in show if k[i] is not None)
             lab = lab or str(k[0] if k else metric)
             groups[lab] = pts
-            if label_cols and label_cols[0] == "system" and per_system[k[0]] > 2 < len(keyed):
+            if label_cols and label_cols[0] == "system" and per_system[k[:1]] > 2 < len(keyed):
                 thin.add(lab)  # one of many curves of a system (e.g. one per MCS): drawn thin, the rest bold
         if thin == set(groups):
             thin = set()  # every system has several curves: all drawn alike

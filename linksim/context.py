@@ -92,7 +92,14 @@ class RunContext:
     where: str = ""
     batch: Any = None  # graph.BatchInfo during a batch
     point: dict = dataclasses.field(default_factory=dict)
+    system: str | None = None  # the system being run (summaries are recorded as "system/block")
     shared: dict = dataclasses.field(default_factory=dict)  # per-run memo (loaded datasets, ...)
+
+    def record(self, name: str, summary: dict, section: str = "training") -> None:
+        """Put a block's summary (training, knowledge base, ...) into run.json's ``section``, keyed
+        ``system/block`` so that blocks of the same name in different systems stay apart."""
+        key = f"{self.system}/{name}" if self.system else name
+        self.shared.setdefault("run_info", {}).setdefault(section, {})[key] = summary
 
     def log(self, msg: str) -> None:
         if self.progress:

@@ -98,17 +98,8 @@ def run_point(plan: Plan, sname: str, point: dict, ctx: RunContext) -> list[dict
     reseed(derive_seed(cfg.seed, "train"))
     # what the training passes see: the training split and its batching (not the test-set size)
     data_key = [cfg.data.model_dump(exclude={"test_samples", "batch_size"}), bs, cfg.seed]
-    info = ctx.shared.pop("run_info", {})
-    try:
-        graph.train(ctx.cache, data_key, cfg.data.train_samples, bs, cfg.seed, progress=ctx.log)
-    finally:
-        # blocks record training summaries by block name; keep them apart per system ("system/block")
-        for section, entries in ctx.shared.pop("run_info", {}).items():
-            if isinstance(entries, dict):
-                info.setdefault(section, {}).update({f"{sname}/{k}": v for k, v in entries.items()})
-            else:
-                info[section] = entries
-        ctx.shared["run_info"] = info
+    ctx.system = sname
+    graph.train(ctx.cache, data_key, cfg.data.train_samples, bs, cfg.seed, progress=ctx.log)
     reseed(derive_seed(cfg.seed, sname, sorted(point.items())))
     n = graph.num_samples("test", sys_cfg.samples)
     if sys_cfg.test_samples is not None:

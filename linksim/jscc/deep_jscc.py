@@ -120,7 +120,7 @@ class JSCCEncoderBase(Block):
         self.summary = {"epochs": int(s["epochs"]), "final_loss": float(s["losses"][-1]),
                         "final_mse": float(s["mse"][-1]), "stopped": s["stopped"],
                         "seconds": round(time.time() - t0, 1)}
-        ctx.shared.setdefault("run_info", {}).setdefault("training", {})[self.name] = self.summary
+        ctx.record(self.name, self.summary)
         ctx.log(f"{self.name}: {self.summary}")
 
     def state(self):
@@ -228,7 +228,7 @@ class PairedDecoder(Block):
                 close()
             self.summary = {"from": self.enc.name, "finetune_epochs": int(s["epochs"]),
                             "final_loss": float(s["losses"][-1]), "seconds": round(s["seconds"], 1)}
-            ctx.shared.setdefault("run_info", {}).setdefault("training", {})[self.name] = self.summary
+            ctx.record(self.name, self.summary)
         self.model.eval()
 
     def state(self):

@@ -109,7 +109,7 @@ class KnowledgeBase(Block):
         self._record(ctx)
 
     def _record(self, ctx):
-        ctx.shared.setdefault("run_info", {}).setdefault("knowledge_bases", {})[self.name] = self.summary
+        ctx.record(self.name, self.summary, "knowledge_bases")
         ctx.log(f"{self.name}: {int(self.index.ntotal)} vectors, PQ m={self.p.m} k*={2 ** self.p.nbits}, "
                 f"{int(self.summary['kb_storage_bytes'])} bytes")
 

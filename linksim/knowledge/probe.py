@@ -78,8 +78,8 @@ class LinearProbe(Block):
             if stop.step(tot / n) or (self.p.max_seconds is not None and time.time() - t0 >= self.p.max_seconds):
                 break
         self.net.eval()
-        ctx.shared.setdefault("run_info", {}).setdefault("training", {})[self.name] = {
-            "epochs": epochs, "final_loss": round(tot / n, 4), "samples": n, "seconds": round(time.time() - t0, 1)}
+        ctx.record(self.name, {"epochs": epochs, "final_loss": round(tot / n, 4), "samples": n,
+                               "seconds": round(time.time() - t0, 1)})
 
     def state(self):
         return {"net": self.net.state_dict(), **{k: v.cpu() for k, v in self.register.items()}}

@@ -151,7 +151,7 @@ class CLIPTeacher(Block):
         return f"open_clip {self.p.model} pre-trained here on the public split (CLIP loss)"
 
     def _record(self, ctx) -> None:
-        ctx.shared.setdefault("run_info", {}).setdefault("training", {})[self.name] = self.summary
+        ctx.record(self.name, self.summary)
         said = ctx.shared.setdefault("teachers_announced", set())
         if self.summary["teacher"] not in said:  # once per run, also when the console is not a terminal
             said.add(self.summary["teacher"])

@@ -131,7 +131,7 @@ class VQEncoder(Block):
             bar.close()
         self.summary = {"epochs": len(losses), "final_loss": round(losses[-1], 5), "stopped": stopped,
                         "bits_per_sample": self.bits_total, "seconds": round(time.time() - t0, 1)}
-        ctx.shared.setdefault("run_info", {}).setdefault("training", {})[self.name] = self.summary
+        ctx.record(self.name, self.summary)
         ctx.log(f"{self.name}: {self.summary}")
 
     def state(self):

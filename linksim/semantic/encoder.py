@@ -97,7 +97,7 @@ class SemanticEncoderBlock(Block):
             bar.close()
         self.summary = {"epochs": int(summary["epochs"]), "final_loss": float(summary["losses"][-1]),
                         "seconds": round(time.time() - t0, 1)}
-        ctx.shared.setdefault("run_info", {}).setdefault("training", {})[self.name] = self.summary
+        ctx.record(self.name, self.summary)
         ctx.log(f"{self.name}: {self.summary}")
 
     def state(self):

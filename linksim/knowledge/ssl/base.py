@@ -187,7 +187,7 @@ class SSLEncoderBlock(Block):
         self.model.eval()
         self.summary = {"method": self.method, "epochs": len(losses), "final_loss": round(losses[-1], 4),
                         "stopped": stopped, "samples": n, "seconds": round(time.time() - t0, 1)}
-        ctx.shared.setdefault("run_info", {}).setdefault("training", {})[self.name] = self.summary
+        ctx.record(self.name, self.summary)
         ctx.log(f"{self.name}: {self.summary}")
 
     @staticmethod

@@ -227,6 +227,20 @@ class Block:
         return []
 
 
+class ModelState:
+    """``state``/``load_state`` for a block whose weights are ``self.model`` (built by ``self._build()``)
+    with a training summary ``self.summary``: tensors and primitives only (weights_only-safe)."""
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "summary": self.summary}
+
+    def load_state(self, state: dict) -> None:
+        self._build()
+        self.model.load_state_dict(state["model"])
+        self.model.eval()
+        self.summary = state.get("summary", {})
+
+
 def expect(spec: Spec, kinds: tuple[str, ...] | str, what: str) -> None:
     """Helper for ``setup``: raise PortError unless ``spec.kind`` is one of ``kinds``."""
     kinds = (kinds,) if isinstance(kinds, str) else kinds

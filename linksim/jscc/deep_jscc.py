@@ -20,7 +20,7 @@ from typing import ClassVar, Literal
 import pydantic
 import torch
 
-from ..block import Block, Params, Port, Spec
+from ..block import Block, ModelState, Params, Port, Spec
 from ..errors import PortError
 from .models import JSCCDecoder, JSCCEncoder
 from .training import LayerLoss, tqdm_progress, train_jscc
@@ -175,7 +175,7 @@ class JSCCEncoderBlock(JSCCEncoderBase):
         return self._out({})
 
 
-class PairedDecoder(Block):
+class PairedDecoder(ModelState, Block):
     """Receiver half of a JSCC pair: finds its encoder in the metadata of 'y', takes its trained companion
     decoder in ``fit`` (fine-tuned for ``finetune_epochs`` on its own inputs, if > 0) and caches its own weights."""
 
@@ -230,15 +230,6 @@ class PairedDecoder(Block):
                             "final_loss": float(s["losses"][-1]), "seconds": round(s["seconds"], 1)}
             ctx.record(self.name, self.summary)
         self.model.eval()
-
-    def state(self):
-        return {"model": self.model.state_dict(), "summary": self.summary}
-
-    def load_state(self, state):
-        self._build()
-        self.model.load_state_dict(state["model"])
-        self.model.eval()
-        self.summary = state.get("summary", {})
 
 
 FINETUNE = pydantic.Field(0, ge=0, description="epochs of decoder-only fine-tuning on its own (training-split) "

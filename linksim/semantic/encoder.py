@@ -12,11 +12,11 @@ from typing import Literal
 import pydantic
 import torch
 
-from ..block import Block, Params, Port, Spec
+from ..block import Block, ModelState, Params, Port, Spec
 from ..errors import PortError
 
 
-class SemanticEncoderBlock(Block):
+class SemanticEncoderBlock(ModelState, Block):
     """Learned semantic encoder: image -> non-negative Nf-dim representation X (trained, cached)."""
 
     type_name = "semantic_encoder"
@@ -99,15 +99,6 @@ class SemanticEncoderBlock(Block):
                         "seconds": round(time.time() - t0, 1)}
         ctx.record(self.name, self.summary)
         ctx.log(f"{self.name}: {self.summary}")
-
-    def state(self):
-        return {"model": self.model.state_dict(), "summary": self.summary}
-
-    def load_state(self, state):
-        self._build()
-        self.model.load_state_dict(state["model"])
-        self.model.eval()
-        self.summary = state.get("summary", {})
 
     def training_ports(self):
         return {"train_image", "label"} if self.clean_port else None

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as Fn
 from torch import nn
 
-from ...block import Block, Params, Port, Spec
+from ...block import Block, ModelState, Params, Port, Spec
 from ...errors import PortError
 from ...semantic.training import augment
 
@@ -74,7 +74,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     return Fn.cross_entropy(sim, target)
 
 
-class SSLEncoderBlock(Block):
+class SSLEncoderBlock(ModelState, Block):
     """Base block of the self-supervised local encoders; subclasses implement ``loss`` (and ``heads``)."""
 
     role = "transmitter"
@@ -194,15 +194,6 @@ class SSLEncoderBlock(Block):
     def _images(data, port: str) -> torch.Tensor:
         parts = [b[port].cpu() for b in data.epoch(0, shuffle=False)]
         return torch.cat(parts)
-
-    def state(self):
-        return {"model": self.model.state_dict(), "summary": self.summary}
-
-    def load_state(self, state):
-        self._build()
-        self.model.load_state_dict(state["model"])
-        self.model.eval()
-        self.summary = state.get("summary", {})
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h, z = self.model(x)

@@ -193,5 +193,31 @@ def test_fast_fading_training_channel_has_a_tap_per_symbol():
     fast = training_channel(x, "rayleigh_symbol", (20.0, 20.0), g) - x
     # the equalised noise n / h: with one tap per sample each row has its own level 1/|h|^2, with a tap per
     # symbol every row mixes many taps and the row medians agree
-    spread = lambda e: float(e.abs().pow(2).median(1).values.log().std())  # noqa: E731
+    spread = lambda e: float(e.abs().pow(2).median(1).values.log().std())
     assert spread(block) > 0.8 and spread(fast) < 0.2, (spread(block), spread(fast))
+
+
+def test_smrc_nested_layers_start_from_the_previous_decision():
+    from linksim.context import RunContext
+    from linksim.jscc.smrc import SMRCEncoderBlock
+
+    def build(beta, nested=True):
+        enc = SMRCEncoderBlock("enc", SMRCEncoderBlock.Params.model_validate(
+            {"symbols": [4, 4, 4], "width": 8, "beta": beta, "nested": nested}), RunContext())
+        enc.setup({"image": Spec("image", (1, 8, 8)), "label": Spec("label", (), {"num_classes": 10})})
+        return enc
+
+    pool = lambda imp: {"important_classes": imp}
+    enc = build([pool([1, 5, 8]), pool([1, 5, 7, 8, 9]), 0.01])
+    lifts = enc.lifts()
+    # layer 2 classes (1, 5, 7, 8, 9, other) lie in layer 1 classes (1, 5, other, 8, other, other)
+    assert lifts[0] is None and lifts[1].tolist() == [0, 1, 3, 2, 3, 3]
+    assert lifts[2].tolist() == [5, 0, 5, 5, 5, 1, 5, 2, 3, 4]
+    enc._build()
+    outs = enc.decoders(enc.forward(torch.rand(6, 1, 8, 8))["symbols"])
+    # zero-initialised corrections: each layer starts as the previous one's scores, lifted
+    assert torch.equal(outs[1][1], outs[0][1][:, lifts[1]]) and torch.equal(outs[2][1], outs[1][1][:, lifts[2]])
+    # a layer whose classes straddle the previous layer's gets an independent head; nested: false -> all independent
+    assert build([pool([1, 2]), pool([3]), 0.01]).lifts()[1] is None
+    assert build(0.01, nested=False).lifts() == [None, None, None]
+    assert build(0.01).lifts()[2].tolist() == list(range(10))

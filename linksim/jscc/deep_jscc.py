@@ -22,7 +22,7 @@ import torch
 
 from ..block import Block, ModelState, Params, Port, Spec
 from ..errors import PortError
-from .models import JSCCDecoder, JSCCEncoder
+from .models import DecoderStack, JSCCDecoder, JSCCEncoder
 from .training import LayerLoss, tqdm_progress, train_jscc
 
 META_KEY = "jscc_encoder"
@@ -74,7 +74,7 @@ class JSCCEncoderBase(Block):
     def __init__(self, name, params, ctx):
         super().__init__(name, params, ctx)
         self.encoder = None
-        self.decoders: list = []
+        self.decoders: DecoderStack | None = None
         self.summary: dict = {}
 
     def _image_spec(self, specs) -> Spec:
@@ -95,11 +95,20 @@ class JSCCEncoderBase(Block):
         return {"m": self.prefix[layer - 1], "out_ch": c, "hw": (h, w), "width": self.p.width,
                 "num_classes": self.classes[layer - 1]}
 
+    def lifts(self) -> list[torch.Tensor | None]:
+        """Per layer, how layer l-1's class scores enter layer l's (see DecoderStack); None = independent."""
+        return [None] * len(self.sizes)
+
+    def decoder_stack(self, layers: int) -> DecoderStack:
+        """Fresh decoders of layers 1..``layers``, wired as in training."""
+        return DecoderStack([JSCCDecoder(**self.decoder_args(l + 1)) for l in range(layers)],
+                            self.lifts()[:layers]).to(self.ctx.device)
+
     def _build(self):
         c, h, w = self.image_shape
         torch.manual_seed(self.p.seed)
         self.encoder = JSCCEncoder(c, (h, w), self.sizes, self.p.width).to(self.ctx.device)
-        self.decoders = [JSCCDecoder(**self.decoder_args(l + 1)).to(self.ctx.device) for l in range(len(self.sizes))]
+        self.decoders = self.decoder_stack(len(self.sizes))
 
     def train_channel_kind(self) -> str:
         return "awgn" if self.p.train_channel == "awgn" else f"rayleigh_{self.p.train_coherence}"
@@ -124,22 +133,25 @@ class JSCCEncoderBase(Block):
         ctx.log(f"{self.name}: {self.summary}")
 
     def state(self):
-        return {"encoder": self.encoder.state_dict(), "decoders": [d.state_dict() for d in self.decoders],
+        return {"encoder": self.encoder.state_dict(), "decoders": [d.state_dict() for d in self.decoders.layers],
                 "summary": self.summary}
 
     def load_state(self, state):
         self._build()
         self.encoder.load_state_dict(state["encoder"])
-        for dec, sd in zip(self.decoders, state["decoders"]):
+        for dec, sd in zip(self.decoders.layers, state["decoders"]):
             dec.load_state_dict(sd)
         self.encoder.eval()
         self.summary = state.get("summary", {})
 
     def companion_state(self, layer: int) -> dict:
-        """A copy of the trained companion decoder weights of ``layer`` (1-based)."""
-        if not self.decoders:
+        """A copy of the trained weights of the companion decoders 1..``layer`` (1-based), as a DecoderStack's."""
+        if self.decoders is None:
             raise RuntimeError(f"{self.name} has not been trained or loaded yet")
-        return copy.deepcopy(self.decoders[layer - 1].state_dict())
+        return copy.deepcopy(self.decoder_stack_state(layer))
+
+    def decoder_stack_state(self, layer: int) -> dict:
+        return {k: v for k, v in self.decoders.state_dict().items() if int(k.split(".")[1]) < layer}
 
     def forward(self, image, label=None):
         self.encoder.eval()
@@ -205,12 +217,19 @@ class PairedDecoder(ModelState, Block):
         self.enc = enc
         return enc
 
+    def cache_salt(self):
+        return "decoder-stack"  # weights saved as a DecoderStack of layers 1..l (earlier: one JSCCDecoder)
+
     def _build(self):
         torch.manual_seed(self.p.seed)
-        self.model = JSCCDecoder(**self.enc.decoder_args(self.layer)).to(self.ctx.device)
+        self.model = self.enc.decoder_stack(self.layer)
 
-    def finetune_loss(self) -> LayerLoss:
-        return self.enc.losses[self.layer - 1]
+    def finetune_losses(self) -> list[LayerLoss | None]:
+        """Fine-tuning scores this block's own layer only (the lower layers feed its class scores)."""
+        return [None] * (self.layer - 1) + [self.enc.losses[self.layer - 1]]
+
+    def decode(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.model(y)[-1]
 
     def fit(self, data, ctx):
         self._build()
@@ -220,7 +239,7 @@ class PairedDecoder(ModelState, Block):
             d = data.materialize()
             cb, close = tqdm_progress(ctx.progress, self.p.finetune_epochs, f"fine-tune {self.name}")
             try:
-                s = train_jscc(None, [self.model], [self.finetune_loss()], d["y"], d["image"], d.get("label"),
+                s = train_jscc(None, self.model, self.finetune_losses(), d["y"], d["image"], d.get("label"),
                                channel=None, snr_db=(0.0, 0.0), epochs=self.p.finetune_epochs, lr=self.p.lr,
                                batch_size=self.p.batch_size, seed=self.p.seed, max_seconds=self.p.max_seconds,
                                device=ctx.device, progress=cb)
@@ -257,5 +276,5 @@ class JSCCDecoderBlock(PairedDecoder):
         return {"image": Spec("image", enc.image_shape)}
 
     def forward(self, y, image=None):
-        img, _ = self.model(y)
+        img, _ = self.decode(y)
         return {"image": img}

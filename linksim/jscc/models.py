@@ -116,3 +116,36 @@ def training_channel(x: torch.Tensor, kind: str, snr_db: tuple[float, float], ge
         h = torch.complex(torch.randn(b, n, generator=generator), torch.randn(b, n, generator=generator)) / math.sqrt(2.0)
         return x + noise / h.to(x.device)
     raise ValueError(f"unknown training channel {kind!r}; use 'awgn', 'rayleigh' or 'rayleigh_symbol'")
+
+
+class DecoderStack(nn.Module):
+    """The decoders of layers 1..L on one received vector (decoder l keeps its own prefix of symbols).
+
+    With ``lifts`` (SMRC successive refinement), layer l's class scores are its own head's output plus layer
+    l-1's scores lifted into layer l's class space: ``lifts[l][k]`` is the class of layer l-1 that contains
+    class k of layer l (identity without pooling). The last linear map of such a head starts at zero and the
+    lifted scores enter without gradient, so layer l begins as layer l-1's decision and learns only a
+    correction from its extra symbols, while layer l-1 keeps learning from its own loss alone.
+    ``forward`` returns ``[(image, logits)]`` for every layer.
+    """
+
+    def __init__(self, decoders: list[JSCCDecoder], lifts: list[torch.Tensor | None] | None = None):
+        super().__init__()
+        self.layers = nn.ModuleList(decoders)
+        self.lifts = list(lifts) if lifts is not None else [None] * len(decoders)
+        if len(self.lifts) != len(self.layers):
+            raise ValueError(f"{len(self.lifts)} lifts for {len(self.layers)} decoders")
+        for dec, lift in zip(self.layers, self.lifts):
+            if lift is not None and dec.cls is not None:
+                nn.init.zeros_(dec.cls[-1].weight)
+                nn.init.zeros_(dec.cls[-1].bias)
+
+    def forward(self, y: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        outs, prev = [], None
+        for dec, lift in zip(self.layers, self.lifts):
+            img, logits = dec(y)
+            if lift is not None and prev is not None and logits is not None:
+                logits = logits + prev.detach()[:, lift.to(prev.device)]
+            outs.append((img, logits))
+            prev = logits
+        return outs

@@ -1,5 +1,11 @@
 """Semantic multi-resolution JSCC (SMRC, paper 001): L encoder heads, decoder l sees sub-blocks 1..l.
 
+Successive refinement (``nested``, default): decoder l's class scores are decoder l-1's scores, lifted into
+layer l's class space and held fixed (no gradient), plus a correction computed from sub-blocks 1..l (zero at
+initialisation), so a layer starts from the previous layer's decision and learns what its extra symbols add; the ``smrc_decoder`` of
+layer l therefore holds the decoders of layers 1..l. With pooling, the lift exists when every class of layer
+l lies inside one class of layer l-1 (growing important sets); otherwise that layer's head is independent.
+
 ``smrc_encoder`` emits all L sub-blocks concatenated as one complex vector (sub-block l has n_l symbols and
 mean |s|^2 = 1 on its own, so the whole vector has unit average energy per symbol; total channel uses
 sum n_l). It trains all heads and the L companion decoders jointly through its training channel with
@@ -77,6 +83,10 @@ class SMRCEncoderBlock(JSCCEncoderBase):
         beta: float | list[float | list[float] | ClassPool] = pydantic.Field(
             0.01, description="cross-entropy weights per layer: a value (all classes, all layers) or a list of L "
                               "entries, each a value, a per-class list or {important_classes, weight, other_weight}")
+        nested: bool = pydantic.Field(
+            True, description="successive refinement: layer l's class scores = layer l-1's (lifted to layer "
+                              "l's classes, no gradient) + a correction from decoder l, its last layer "
+                              "zero-initialised; false = independent class heads")
 
         @pydantic.model_validator(mode="after")
         def _layers(self):
@@ -155,6 +165,27 @@ class SMRCEncoderBlock(JSCCEncoderBase):
             self.label_specs.append(Spec("label", (), {"num_classes": K, "class_names": cls_names}))
         return self._out({"layers": L, "prefix": list(self.prefix)})
 
+    def cache_salt(self):
+        # trained weights depend on how the layers are wired, not only on the parameters
+        return "refine-detached" if self.p.nested else None
+
+    def lifts(self) -> list[torch.Tensor | None]:
+        """For layer l >= 2: index of the layer l-1 class containing each class of layer l, when layer l-1's
+        classes are unions of layer l's (always without pooling; pooling with growing important sets)."""
+        out: list[torch.Tensor | None] = [None]
+        C = len(self.losses[0].label_map) if self.losses[0].label_map is not None else self.classes[0]
+        ident = torch.arange(C)
+        for l in range(1, len(self.losses)):
+            lift = None
+            if self.p.nested:
+                cur = self.losses[l].label_map if self.losses[l].label_map is not None else ident
+                prev = self.losses[l - 1].label_map if self.losses[l - 1].label_map is not None else ident
+                parents = [set(prev[cur == k].tolist()) for k in range(self.classes[l])]
+                if all(len(p) == 1 for p in parents):
+                    lift = torch.tensor([p.pop() for p in parents], dtype=torch.long)
+            out.append(lift)
+        return out
+
 
 class SMRCDecoderBlock(PairedDecoder):
     """SMRC receiver of one layer: first n_1+..+n_l symbols -> image, class scores, label in the layer's classes."""
@@ -198,7 +229,7 @@ class SMRCDecoderBlock(PairedDecoder):
                 "label": ls}
 
     def forward(self, y, label, image=None):
-        img, logits = self.model(y)
+        img, logits = self.decode(y)
         mapped = label if self.label_map is None else self.label_map.to(label.device)[label]
         return {"image": img, "logits": logits, "label": mapped}
 

@@ -45,13 +45,15 @@ class LayerLoss:
         return loss, float(mse.detach()), ce_val
 
 
-def train_jscc(encoder: nn.Module | None, decoders: list[nn.Module], losses: list[LayerLoss],
+def train_jscc(encoder: nn.Module | None, decoders: nn.Module, losses: list[LayerLoss | None],
                inputs: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor | None, *,
                channel: str | None, snr_db: tuple[float, float], epochs: int, lr: float, batch_size: int,
                seed: int, max_seconds: float | None = None, device: str | torch.device = "cpu",
                progress: Callable[[dict], None] | None = None) -> dict:
     """Train ``encoder`` (if given) and ``decoders`` jointly with Adam; returns a summary.
 
+    ``decoders`` maps received symbols to ``[(image, logits)]``, one entry per layer (a
+    :class:`~linksim.jscc.models.DecoderStack`); layer l is scored by ``losses[l]`` (None: not scored).
     With an encoder, ``inputs`` are images, symbols = encoder(images) pass the training channel (``channel``,
     ``snr_db``) and decoder l sees the received symbols (it keeps its own prefix). Without one (fine-tuning),
     ``inputs`` are received symbols fed to the decoders as they are. One epoch = one pass over the shuffled
@@ -60,7 +62,7 @@ def train_jscc(encoder: nn.Module | None, decoders: list[nn.Module], losses: lis
     Returns ``{"epochs", "losses", "mse", "ce" (per epoch, summed over layers), "stopped", "seconds"}``.
     """
     device = torch.device(device)
-    mods = ([encoder] if encoder is not None else []) + list(decoders)
+    mods = ([encoder] if encoder is not None else []) + [decoders]
     params = [p for m in mods for p in m.to(device).parameters()]
     opt = torch.optim.Adam(params, lr=lr)
     gen = torch.Generator().manual_seed(int(seed))
@@ -86,8 +88,9 @@ def train_jscc(encoder: nn.Module | None, decoders: list[nn.Module], losses: lis
             else:
                 sym = xb
             loss = torch.zeros((), device=device)
-            for dec, lf in zip(decoders, losses):
-                img, logits = dec(sym)
+            for (img, logits), lf in zip(decoders(sym), losses):
+                if lf is None:
+                    continue
                 l, mse, ce = lf(img, logits, tb, yb)
                 loss = loss + l
                 mse_sum += mse

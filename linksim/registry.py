@@ -60,6 +60,7 @@ BLOCKS: dict[str, str] = {
     "kb_guided_encoder": "linksim.knowledge.ssl.kb_guided:KBGuidedEncoder",
     "simclr_encoder": "linksim.knowledge.ssl.simclr:SimCLREncoder",
     "nnclr_encoder": "linksim.knowledge.ssl.nnclr:NNCLREncoder",
+    "dcl_encoder": "linksim.knowledge.ssl.dcl:DCLEncoder",
     "linear_probe": "linksim.knowledge.probe:LinearProbe",
     "topk_accuracy": "linksim.knowledge.probe:TopKAccuracy",
     "vq_encoder": "linksim.knowledge.vqvae:VQEncoder",

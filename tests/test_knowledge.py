@@ -88,6 +88,46 @@ def test_kb_attention_shape_and_convexity():
     assert q.grad is not None and q.grad.abs().sum() > 0
 
 
+def test_kb_guided_loss_terms():
+    """The paper's loss DCL(q*, p), plus instance_weight x DCL(q, p); query_norm / temperature shape q*."""
+    from types import SimpleNamespace
+
+    from linksim.knowledge.ssl.base import LocalEncoder
+    from linksim.knowledge.ssl.kb_guided import KBGuidedEncoder, dcl_loss, kb_attention
+
+    torch.manual_seed(0)
+    kbv = torch.nn.functional.normalize(torch.randn(40, 16), dim=1)
+
+    class KB:
+        d = 16
+
+        def search(self, q, n):
+            return torch.cdist(q, kbv).topk(n, largest=False).indices
+
+    def make(**kw):
+        blk = KBGuidedEncoder.__new__(KBGuidedEncoder)
+        blk.p = KBGuidedEncoder.Params(top_n=5, noise_var=0.0, **kw)
+        blk.kb, blk.values, blk.ctx = KB(), kbv, SimpleNamespace(device="cpu")
+        torch.manual_seed(1)
+        blk.model = LocalEncoder("small_cnn", 1, 8, 8, 16)
+        return blk
+
+    x1, x2 = torch.rand(6, 1, 28, 28), torch.rand(6, 1, 28, 28)
+    g = lambda: torch.Generator().manual_seed(0)
+    paper, inst = make(), make(instance_weight=0.5)
+    _, q = paper.model(x1)
+    _, p = paper.model(x2)
+    q_star = kb_attention(q, kbv[KB().search(q, 5)])
+    assert torch.allclose(paper.loss(x1, x2, g()), dcl_loss(q_star, p, 0.1))
+    assert torch.allclose(inst.loss(x1, x2, g()), dcl_loss(q_star, p, 0.1) + 0.5 * dcl_loss(q, p, 0.1))
+    # a unit query at temperature 1e-4 puts (almost) all attention on the nearest retrieved vector
+    sharp = make(query_norm=True, attention_temperature=1e-4)
+    qn = torch.nn.functional.normalize(q, dim=1)
+    nearest = kbv[KB().search(qn, 1)[:, 0]]
+    assert torch.allclose(kb_attention(qn, kbv[KB().search(qn, 5)], scale=1e-4), nearest, atol=1e-3)
+    assert torch.isfinite(sharp.loss(x1, x2, g()))
+
+
 def test_two_views_differ_and_stay_in_range():
     from linksim.knowledge.ssl.base import two_views
 
@@ -124,6 +164,13 @@ systems:
       enc:     {type: nnclr_encoder, params: {<<: *budget, queue_size: 256}, inputs: {image: heldout.image, train_image: private.image}}
       probe:   {type: linear_probe, params: {hidden: 16, epochs: 2}, inputs: {features: enc.features, label: heldout.label}}
       topk:    {type: topk_accuracy, inputs: {label: heldout.label, pred: probe.logits}}
+  dcl:
+    blocks:
+      private: {type: dataset_split, params: {classes: [5, 6, 7, 8, 9], train_range: [0, 150], test_range: [0, 100]}}
+      heldout: {type: dataset_split, params: {train_split: test, train_range: [0, 150], test_range: [9900, 10000]}}
+      enc:     {type: dcl_encoder, params: *budget, inputs: {image: heldout.image, train_image: private.image}}
+      probe:   {type: linear_probe, params: {hidden: 16, epochs: 2}, inputs: {features: enc.features, label: heldout.label}}
+      topk:    {type: topk_accuracy, inputs: {label: heldout.label, pred: probe.logits}}
   vq:
     sweep: {snr_db: [-20]}
     blocks:
@@ -156,7 +203,7 @@ def test_tiny_end_to_end_scenario(tmp_path):
     assert main(["run", write(tmp_path, TINY.replace("PRETRAINED", "null")), "--out", str(out)]) == 0
     rows = _rows(out)
     get = {(r["system"], r.get("scheme") or "", r["metric"]): float(r["value"]) for r in rows}
-    for s in ("kb", "base"):
+    for s in ("kb", "base", "dcl"):
         assert 0.0 <= get[(s, "", "top1_accuracy")] <= get[(s, "", "top5_accuracy")] <= 1.0
     assert get[("kb", "image", "kb_reload_identical")] == 1.0
     assert get[("kb", "image", "kb_vectors")] == 150 and get[("kb", "text", "kb_vectors")] == 5

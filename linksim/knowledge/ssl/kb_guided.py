@@ -37,12 +37,14 @@ def dcl_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Te
     return 0.5 * (one(z1, z2) + one(z2, z1))
 
 
-def kb_attention(q: torch.Tensor, v: torch.Tensor, normalise: str = "softmax") -> torch.Tensor:
-    """q* = softmax(q k^T / sqrt(d)) v with k = v: ``q [B, d]``, ``v [B, n, d]`` -> ``[B, d]``.
+def kb_attention(q: torch.Tensor, v: torch.Tensor, normalise: str = "softmax",
+                 scale: float | None = None) -> torch.Tensor:
+    """q* = softmax(q k^T / scale) v with k = v: ``q [B, d]``, ``v [B, n, d]`` -> ``[B, d]``; scale = sqrt(d)
+    by default (Eq. 1).
 
     ``normalise="linear"`` drops the softmax (the paper's Eq. 1-2 as printed: q* = (q k^T / sqrt(d)) v, a
     projection of q onto the span of the retrieved vectors)."""
-    scores = torch.einsum("bd,bnd->bn", q, v) / math.sqrt(q.shape[-1])
+    scores = torch.einsum("bd,bnd->bn", q, v) / (scale or math.sqrt(q.shape[-1]))
     if normalise == "softmax":
         scores = torch.softmax(scores, dim=-1)
     return torch.einsum("bn,bnd->bd", scores, v)
@@ -61,6 +63,12 @@ class KBGuidedEncoder(SSLEncoderBlock):
         noise_var: float = pydantic.Field(0.2, ge=0, description="variance of the Gaussian noise added to queries")
         attention: Literal["softmax", "linear"] = pydantic.Field(
             "softmax", description="scores softmax(q k^T/sqrt d), or linear: the paper's Eq. 1-2 without softmax")
+        query_norm: bool = pydantic.Field(
+            False, description="L2-normalise q before retrieval and attention (the SKB vectors are unit vectors)")
+        attention_temperature: float | None = pydantic.Field(
+            None, gt=0, description="attention scores q k^T / temperature (default sqrt(d), Eq. 1)")
+        instance_weight: float = pydantic.Field(
+            0.0, ge=0, description="weight of an added instance term DCL(q, p) (0 = the paper's loss only)")
 
     def setup(self, specs):
         self.kb = specs["kb"].meta.get("knowledge_base")
@@ -86,5 +94,9 @@ class KBGuidedEncoder(SSLEncoderBlock):
     def loss(self, v1, v2, gen):
         _, q = self.model(v1)
         _, p = self.model(v2)
-        q_star = kb_attention(q, self.retrieve(q, gen), self.p.attention)
-        return dcl_loss(q_star, p, self.p.temperature)
+        qa = Fn.normalize(q, dim=1) if self.p.query_norm else q
+        q_star = kb_attention(qa, self.retrieve(qa, gen), self.p.attention, self.p.attention_temperature)
+        loss = dcl_loss(q_star, p, self.p.temperature)
+        if self.p.instance_weight > 0:
+            loss = loss + self.p.instance_weight * dcl_loss(q, p, self.p.temperature)
+        return loss

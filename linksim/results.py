@@ -73,11 +73,14 @@ def read_csv(path: str | Path) -> list[dict]:
 
 
 def _git_commit() -> str | None:
+    """HEAD, with ``-dirty`` when tracked files other than committed results differ from it (a run rewrites
+    ``results/``, which alone does not make the code that produced them uncommitted)."""
     here = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
                              timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results"], cwd=here,
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return (sha + ("-dirty" if dirty else "")) if sha else None
     except Exception:

@@ -95,11 +95,14 @@ class RunContext:
     system: str | None = None  # the system being run (summaries are recorded as "system/block")
     shared: dict = dataclasses.field(default_factory=dict)  # per-run memo (loaded datasets, ...)
 
-    def record(self, name: str, summary: dict, section: str = "training") -> None:
+    def record(self, name: str, summary: dict, section: str = "training", keep_existing: bool = False) -> None:
         """Put a block's summary (training, knowledge base, ...) into run.json's ``section``, keyed
-        ``system/block`` so that blocks of the same name in different systems stay apart."""
+        ``system/block`` so that blocks of the same name in different systems stay apart; with
+        ``keep_existing`` an entry already there (e.g. the run's own training) is left as it is."""
         key = f"{self.system}/{name}" if self.system else name
-        self.shared.setdefault("run_info", {}).setdefault(section, {})[key] = summary
+        entries = self.shared.setdefault("run_info", {}).setdefault(section, {})
+        if not (keep_existing and key in entries):
+            entries[key] = summary
 
     def log(self, msg: str) -> None:
         if self.progress:

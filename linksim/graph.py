@@ -356,6 +356,9 @@ class Graph:
             state = cache.get(key) if use_cache else None
             if state is not None:
                 blk.load_state(state)
+                summary = getattr(blk, "summary", None)
+                if isinstance(summary, dict) and summary:  # run.json still says how the weights were trained
+                    self.ctx.record(name, {**summary, "from_cache": True}, keep_existing=True)
                 continue
             ups = self.ancestors(name, training=True)
             n = self.num_samples("train", train_samples)

@@ -157,6 +157,9 @@ class Block:
     outputs: ClassVar[dict[str, str]] = {}  # name -> description
     trainable: ClassVar[bool] = False
     cacheable: ClassVar[bool] = True  # False: fitted every run (e.g. scikit-learn models, not weights_only-safe)
+    # run.json section of the block's ``summary`` (what fit recorded); the engine records it again, marked
+    # from_cache, when the block's state comes from the weight cache
+    summary_section: ClassVar[str] = "training"
     # expensive deterministic blocks: their test-split outputs are memoised across sweep points of a run
     # when everything upstream is deterministic (e.g. an encoder behind seeded per-node pixel noise)
     memoize_eval: ClassVar[bool] = False

@@ -358,7 +358,7 @@ class Graph:
                 blk.load_state(state)
                 summary = getattr(blk, "summary", None)
                 if isinstance(summary, dict) and summary:  # run.json still says how the weights were trained
-                    self.ctx.record(name, {**summary, "from_cache": True}, keep_existing=True)
+                    self.ctx.record(name, {**summary, "from_cache": True}, blk.summary_section, keep_existing=True)
                 continue
             ups = self.ancestors(name, training=True)
             n = self.num_samples("train", train_samples)

@@ -58,6 +58,7 @@ class KnowledgeBase(Block):
     type_name = "knowledge_base"
     role = "transmitter"
     trainable = True
+    summary_section = "knowledge_bases"
     inputs = {"vectors": Port(("real",), "vectors to store (teacher or local-encoder embeddings)")}
     outputs = {"vectors": "PQ reconstruction of each input vector (index object in spec meta)"}
 
@@ -106,10 +107,10 @@ class KnowledgeBase(Block):
         index.add(xs)
         self._set(index)
         self.summary = {**{k: v for k, v in pq_figures(index).items()}, "seconds": round(time.time() - t0, 2)}
-        self._record(ctx)
+        ctx.record(self.name, self.summary, self.summary_section)
+        self._log(ctx)
 
-    def _record(self, ctx):
-        ctx.record(self.name, self.summary, "knowledge_bases")
+    def _log(self, ctx):
         ctx.log(f"{self.name}: {int(self.index.ntotal)} vectors, PQ m={self.p.m} k*={2 ** self.p.nbits}, "
                 f"{int(self.summary['kb_storage_bytes'])} bytes")
 
@@ -129,7 +130,7 @@ class KnowledgeBase(Block):
 
         self._set(faiss.deserialize_index(state["index"].numpy()))
         self.summary = state.get("summary", {})
-        self._record(self.ctx)
+        self._log(self.ctx)  # the engine records the summary of a cached block
 
     def decoded(self) -> torch.Tensor:
         """All stored vectors as the index reconstructs them (PQ-decoded), ``[ntotal, d]``."""

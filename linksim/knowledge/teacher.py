@@ -152,6 +152,9 @@ class CLIPTeacher(Block):
 
     def _record(self, ctx) -> None:
         ctx.record(self.name, self.summary)
+        self._announce(ctx)
+
+    def _announce(self, ctx) -> None:
         said = ctx.shared.setdefault("teachers_announced", set())
         if self.summary["teacher"] not in said:  # once per run, also when the console is not a terminal
             said.add(self.summary["teacher"])
@@ -226,7 +229,7 @@ class CLIPTeacher(Block):
         self.model.eval()
         self.summary = state.get("summary", {})
         self.summary["teacher"] = self.describe()
-        self._record(self.ctx)
+        self._announce(self.ctx)  # the engine records the summary of a cached block
 
     @torch.no_grad()
     def forward(self, image, label):

@@ -90,16 +90,24 @@ def _tqdm(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="smp", leave=False, disable=not enabled, file=sys.stderr)
 
 
-def run_point(plan: Plan, sname: str, point: dict, ctx: RunContext) -> list[dict]:
+def train_point(plan: Plan, sname: str, point: dict, ctx: RunContext) -> Graph:
+    """The graph of one sweep point with every trainable block fitted or loaded from the weight cache."""
     cfg = plan.cfg
-    sys_cfg = cfg.systems[sname]
     graph = plan.graph(sname, point, ctx)
-    bs = sys_cfg.batch_size or cfg.data.batch_size
+    bs = cfg.systems[sname].batch_size or cfg.data.batch_size
     reseed(derive_seed(cfg.seed, "train"))
     # what the training passes see: the training split and its batching (not the test-set size)
     data_key = [cfg.data.model_dump(exclude={"test_samples", "batch_size"}), bs, cfg.seed]
     ctx.system = sname
     graph.train(ctx.cache, data_key, cfg.data.train_samples, bs, cfg.seed, progress=ctx.log)
+    return graph
+
+
+def run_point(plan: Plan, sname: str, point: dict, ctx: RunContext) -> list[dict]:
+    cfg = plan.cfg
+    sys_cfg = cfg.systems[sname]
+    bs = sys_cfg.batch_size or cfg.data.batch_size
+    graph = train_point(plan, sname, point, ctx)
     reseed(derive_seed(cfg.seed, sname, sorted(point.items())))
     n = graph.num_samples("test", sys_cfg.samples)
     if sys_cfg.test_samples is not None:

@@ -22,7 +22,7 @@ import torch.nn.functional as Fn
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 
 from linksim.data.datasets import load_split
-from linksim.runner import Plan, make_context
+from linksim.runner import Plan, make_context, train_point
 from linksim.scenario import load_scenario
 
 
@@ -33,10 +33,7 @@ def main() -> None:
     cfg, _ = load_scenario(path, [], False)
     plan = Plan(cfg, path)
     ctx = make_context(cfg, path, device="cpu", progress=False)
-    g = plan.graph(sname, point or plan.systems[sname][1][0], ctx)
-    ctx.system = sname
-    data_key = [cfg.data.model_dump(exclude={"test_samples", "batch_size"}), cfg.data.batch_size, cfg.seed]
-    g.train(ctx.cache, data_key, cfg.data.train_samples, cfg.data.batch_size, cfg.seed, progress=lambda *_: None)
+    g = train_point(plan, sname, point or plan.systems[sname][1][0], ctx)
     teacher, skb, enc = g.blocks["teacher"], g.blocks["skb"], g.blocks["enc"]
     pub = g.blocks["public"].p.train_range
     prv = g.blocks["private"].p.train_range
@@ -60,11 +57,10 @@ def main() -> None:
             n = enc.p.top_n
             _, q = enc.model(img(X[prv[0]:prv[0] + 2000]))
             yq = torch.tensor(Y[prv[0]:prv[0] + 2000])
-            qa = Fn.normalize(q, dim=1) if enc.p.query_norm else q
-            ids = skb.search(qa, n).clamp_min(0)
+            qa = enc.query(q)
+            ids = skb.search(qa, n).clamp_min(0)  # without the query noise
             agree = float((ypub[ids] == yq[:, None]).float().mean())
-            w = torch.softmax(torch.einsum("bd,bnd->bn", qa, kbv[ids]) /
-                              (enc.p.attention_temperature or math.sqrt(qa.shape[1])), -1)
+            w = enc.scores(qa, kbv[ids])
             ent = float(-(w * w.clamp_min(1e-12).log()).sum(1).mean())
             print(f"retrieval: {agree:.3f} of the top-{n} SKB vectors share the query's class (chance 0.1); "
                   f"attention entropy {ent:.2f} (uniform {math.log(n):.2f}); |q| = {float(q.norm(dim=1).mean()):.1f}")

@@ -158,7 +158,7 @@ systems:
       probe:   {type: linear_probe, params: {hidden: 16, epochs: 2}, inputs: {features: enc.features, label: heldout.label}}
       topk:    {type: topk_accuracy, inputs: {label: heldout.label, pred: probe.logits}}
   base:
-    blocks:
+    blocks: &ssl_blocks
       private: {type: dataset_split, params: {classes: [5, 6, 7, 8, 9], train_range: [0, 150], test_range: [0, 100]}}
       heldout: {type: dataset_split, params: {train_split: test, train_range: [0, 150], test_range: [9900, 10000]}}
       enc:     {type: nnclr_encoder, params: {<<: *budget, queue_size: 256}, inputs: {image: heldout.image, train_image: private.image}}
@@ -166,11 +166,8 @@ systems:
       topk:    {type: topk_accuracy, inputs: {label: heldout.label, pred: probe.logits}}
   dcl:
     blocks:
-      private: {type: dataset_split, params: {classes: [5, 6, 7, 8, 9], train_range: [0, 150], test_range: [0, 100]}}
-      heldout: {type: dataset_split, params: {train_split: test, train_range: [0, 150], test_range: [9900, 10000]}}
+      <<: *ssl_blocks
       enc:     {type: dcl_encoder, params: *budget, inputs: {image: heldout.image, train_image: private.image}}
-      probe:   {type: linear_probe, params: {hidden: 16, epochs: 2}, inputs: {features: enc.features, label: heldout.label}}
-      topk:    {type: topk_accuracy, inputs: {label: heldout.label, pred: probe.logits}}
   vq:
     sweep: {snr_db: [-20]}
     blocks:

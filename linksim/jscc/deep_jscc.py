@@ -57,6 +57,12 @@ class TrainParams(Params):
         return (float(v[0]), float(v[1])) if isinstance(v, list) else (float(v), float(v))
 
 
+def load_layers(stack: DecoderStack, states: list[dict]) -> None:
+    """Per-layer weights (as ``state()`` stores them) into the decoders of ``stack``."""
+    for dec, sd in zip(stack.layers, states, strict=True):
+        dec.load_state_dict(sd)
+
+
 def symbols_for_ratio(ratio: float, source_dims: int) -> int:
     """Complex channel uses for a bandwidth ratio (channel uses / source dimensions), rounded down."""
     return math.floor(ratio * source_dims + 1e-9)
@@ -139,19 +145,15 @@ class JSCCEncoderBase(Block):
     def load_state(self, state):
         self._build()
         self.encoder.load_state_dict(state["encoder"])
-        for dec, sd in zip(self.decoders.layers, state["decoders"]):
-            dec.load_state_dict(sd)
+        load_layers(self.decoders, state["decoders"])
         self.encoder.eval()
         self.summary = state.get("summary", {})
 
-    def companion_state(self, layer: int) -> dict:
-        """A copy of the trained weights of the companion decoders 1..``layer`` (1-based), as a DecoderStack's."""
+    def companion_state(self, layer: int) -> list[dict]:
+        """Copies of the trained weights of the companion decoders 1..``layer`` (1-based), one per layer."""
         if self.decoders is None:
             raise RuntimeError(f"{self.name} has not been trained or loaded yet")
-        return copy.deepcopy(self.decoder_stack_state(layer))
-
-    def decoder_stack_state(self, layer: int) -> dict:
-        return {k: v for k, v in self.decoders.state_dict().items() if int(k.split(".")[1]) < layer}
+        return [copy.deepcopy(d.state_dict()) for d in self.decoders.layers[:layer]]
 
     def forward(self, image, label=None):
         self.encoder.eval()
@@ -233,7 +235,7 @@ class PairedDecoder(ModelState, Block):
 
     def fit(self, data, ctx):
         self._build()
-        self.model.load_state_dict(self.enc.companion_state(self.layer))
+        load_layers(self.model, self.enc.companion_state(self.layer))
         self.summary = {"from": self.enc.name, "finetune_epochs": 0}
         if self.p.finetune_epochs > 0:
             d = data.materialize()

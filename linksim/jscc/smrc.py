@@ -132,6 +132,7 @@ class SMRCEncoderBlock(JSCCEncoderBase):
                 raise ValueError(f"bandwidth_ratio {self.p.bandwidth_ratio} ({total} symbols for "
                                  f"{self.source_dims} source dims) leaves a layer without symbols: {self.sizes}")
         self.prefix = [sum(self.sizes[:l + 1]) for l in range(L)]
+        self.num_classes = C
         names = list(lab.meta.get("class_names") or [str(c) for c in range(C)])
         alphas = self.p.alpha if isinstance(self.p.alpha, list) else [self.p.alpha] * L
         betas = self.p.beta if isinstance(self.p.beta, list) else [self.p.beta] * L
@@ -173,8 +174,7 @@ class SMRCEncoderBlock(JSCCEncoderBase):
         """For layer l >= 2: index of the layer l-1 class containing each class of layer l, when layer l-1's
         classes are unions of layer l's (always without pooling; pooling with growing important sets)."""
         out: list[torch.Tensor | None] = [None]
-        C = len(self.losses[0].label_map) if self.losses[0].label_map is not None else self.classes[0]
-        ident = torch.arange(C)
+        ident = torch.arange(self.num_classes)
         for l in range(1, len(self.losses)):
             lift = None
             if self.p.nested:

@@ -37,17 +37,19 @@ def dcl_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Te
     return 0.5 * (one(z1, z2) + one(z2, z1))
 
 
+def kb_scores(q: torch.Tensor, v: torch.Tensor, normalise: str = "softmax",
+              scale: float | None = None) -> torch.Tensor:
+    """Attention scores softmax(q k^T / scale) with k = v (Eq. 1): ``q [B, d]``, ``v [B, n, d]`` -> ``[B, n]``;
+    scale = sqrt(d) by default. ``normalise="linear"`` drops the softmax (the paper's Eq. 1-2 as printed)."""
+    scores = torch.einsum("bd,bnd->bn", q, v) / (scale or math.sqrt(q.shape[-1]))
+    return torch.softmax(scores, dim=-1) if normalise == "softmax" else scores
+
+
 def kb_attention(q: torch.Tensor, v: torch.Tensor, normalise: str = "softmax",
                  scale: float | None = None) -> torch.Tensor:
-    """q* = softmax(q k^T / scale) v with k = v: ``q [B, d]``, ``v [B, n, d]`` -> ``[B, d]``; scale = sqrt(d)
-    by default (Eq. 1).
-
-    ``normalise="linear"`` drops the softmax (the paper's Eq. 1-2 as printed: q* = (q k^T / sqrt(d)) v, a
-    projection of q onto the span of the retrieved vectors)."""
-    scores = torch.einsum("bd,bnd->bn", q, v) / (scale or math.sqrt(q.shape[-1]))
-    if normalise == "softmax":
-        scores = torch.softmax(scores, dim=-1)
-    return torch.einsum("bn,bnd->bd", scores, v)
+    """q* = scores v (Eq. 2), ``[B, d]``; with ``normalise="linear"`` a projection of q onto the span of the
+    retrieved vectors."""
+    return torch.einsum("bn,bnd->bd", kb_scores(q, v, normalise, scale), v)
 
 
 class KBGuidedEncoder(SSLEncoderBlock):
@@ -91,10 +93,18 @@ class KBGuidedEncoder(SSLEncoderBlock):
         ids = self.kb.search(q.detach() + noise, self.p.top_n).to(q.device)
         return self.values[ids.clamp_min(0)]
 
+    def query(self, q: torch.Tensor) -> torch.Tensor:
+        """The vector that searches the knowledge base and attends over the results (q, or q / |q|)."""
+        return Fn.normalize(q, dim=1) if self.p.query_norm else q
+
+    def scores(self, qa: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Attention scores of queries ``qa`` (from :meth:`query`) over their retrieved vectors ``v``."""
+        return kb_scores(qa, v, self.p.attention, self.p.attention_temperature)
+
     def loss(self, v1, v2, gen):
         _, q = self.model(v1)
         _, p = self.model(v2)
-        qa = Fn.normalize(q, dim=1) if self.p.query_norm else q
+        qa = self.query(q)
         q_star = kb_attention(qa, self.retrieve(qa, gen), self.p.attention, self.p.attention_temperature)
         loss = dcl_loss(q_star, p, self.p.temperature)
         if self.p.instance_weight > 0:

@@ -4,6 +4,8 @@ Loads the system's trained blocks from the weight cache (trains them if absent),
 - the teacher's own linear accuracy on the held-out split (logistic regression on its image embeddings,
   fitted on test 0-6000, scored on test 6000-10000);
 - how the SKB is organised: mean cosine similarity of same-class and different-class SKB vectors;
+- how well the local encoder's query space matches the SKB's: mean cosine between q(public image) and the SKB
+  vector built from that image;
 - whether the local encoder's queries retrieve semantically related knowledge: the fraction of the top-n SKB
   vectors retrieved for private images that share the image's class (0.1 = chance for ten classes), and the
   entropy of the attention weights (log n = uniform).
@@ -54,6 +56,9 @@ def main() -> None:
             s = tp @ tp.T
             print(f"SKB cosine: same class {float((s * same).sum() / same.sum()):.3f}, "
                   f"different class {float((s * (1 - same)).sum() / (1 - same).sum()):.3f}")
+            _, qp = enc.model(img(X[pub[0]:pub[0] + 2000]))
+            print(f"alignment: cos(q(public image), its SKB vector) = "
+                  f"{float(Fn.cosine_similarity(qp, kbv[:2000], dim=1).mean()):.3f}")
             n = enc.p.top_n
             _, q = enc.model(img(X[prv[0]:prv[0] + 2000]))
             yq = torch.tensor(Y[prv[0]:prv[0] + 2000])

@@ -126,6 +126,19 @@ def test_kb_guided_loss_terms():
     nearest = kbv[KB().search(qn, 1)[:, 0]]
     assert torch.allclose(kb_attention(qn, kbv[KB().search(qn, 5)], scale=1e-4), nearest, atol=1e-3)
     assert torch.isfinite(sharp.loss(x1, x2, g()))
+    # kb_weight 0 drops the retrieval term; the anchor term is 1 - cos(q(anchor view), its KB vector)
+    assert torch.allclose(make(kb_weight=0.0, instance_weight=0.5).loss(x1, x2, g()), 0.5 * dcl_loss(q, p, 0.1))
+    anch = make(kb_weight=0.0, anchor_weight=2.0, anchor_batch=40)
+    anch.anchors = torch.rand(40, 1, 28, 28)
+    a = anch.anchor_loss(g())
+    assert 0 <= float(a.detach()) <= 2 and torch.allclose(anch.loss(x1, x2, g()), 2.0 * a)
+    # the anchor term pulls q(anchor) toward the KB vector built from that anchor
+    opt = torch.optim.Adam(anch.model.parameters(), lr=1e-2)
+    for _ in range(30):
+        opt.zero_grad()
+        anch.anchor_loss(g()).backward()
+        opt.step()
+    assert float(anch.anchor_loss(g()).detach()) < float(a.detach()) - 0.2
 
 
 def test_two_views_differ_and_stay_in_range():
@@ -155,6 +168,16 @@ systems:
       stats:   {type: kb_stats, params: {name: image}, inputs: {kb: skb.vectors}}
       tstats:  {type: kb_stats, params: {name: text}, inputs: {kb: tkb.vectors}}
       enc:     {type: kb_guided_encoder, params: {<<: *budget, top_n: 5}, inputs: {image: heldout.image, train_image: private.image, kb: skb.vectors}}
+      probe:   {type: linear_probe, params: {hidden: 16, epochs: 2}, inputs: {features: enc.features, label: heldout.label}}
+      topk:    {type: topk_accuracy, inputs: {label: heldout.label, pred: probe.logits}}
+  anchored:
+    blocks:
+      public:  {type: dataset_split, params: {classes: [0, 1, 2, 3, 4], train_range: [0, 150], test_range: [0, 100]}}
+      private: {type: dataset_split, params: {classes: [5, 6, 7, 8, 9], train_range: [0, 150], test_range: [0, 100]}}
+      heldout: {type: dataset_split, params: {train_split: test, train_range: [0, 150], test_range: [9900, 10000]}}
+      teacher: {type: clip_teacher, params: {model: linksim-rn-clip, epochs: 1, batch_size: 50}, inputs: {image: public.image, label: public.label}}
+      skb:     {type: knowledge_base, params: {m: 4, nbits: 4}, inputs: {vectors: teacher.image_embedding}}
+      enc:     {type: kb_guided_encoder, params: {<<: *budget, top_n: 5, ANCHOR}, inputs: {image: heldout.image, train_image: private.image, kb: skb.vectors, anchor_image: public.image}}
       probe:   {type: linear_probe, params: {hidden: 16, epochs: 2}, inputs: {features: enc.features, label: heldout.label}}
       topk:    {type: topk_accuracy, inputs: {label: heldout.label, pred: probe.logits}}
   base:
@@ -197,10 +220,11 @@ def _rows(path):
 
 def test_tiny_end_to_end_scenario(tmp_path):
     out = tmp_path / "out"
-    assert main(["run", write(tmp_path, TINY.replace("PRETRAINED", "null")), "--out", str(out)]) == 0
+    text = TINY.replace("PRETRAINED", "null").replace("ANCHOR", "anchor_weight: 1.0, anchor_batch: 20")
+    assert main(["run", write(tmp_path, text), "--out", str(out)]) == 0
     rows = _rows(out)
     get = {(r["system"], r.get("scheme") or "", r["metric"]): float(r["value"]) for r in rows}
-    for s in ("kb", "base", "dcl"):
+    for s in ("kb", "anchored", "base", "dcl"):
         assert 0.0 <= get[(s, "", "top1_accuracy")] <= get[(s, "", "top5_accuracy")] <= 1.0
     assert get[("kb", "image", "kb_reload_identical")] == 1.0
     assert get[("kb", "image", "kb_vectors")] == 150 and get[("kb", "text", "kb_vectors")] == 5
@@ -211,10 +235,32 @@ def test_tiny_end_to_end_scenario(tmp_path):
 
 
 def test_missing_teacher_checkpoint_exits_2_naming_the_key(tmp_path, capsys):
-    path = write(tmp_path, TINY.replace("PRETRAINED", str(tmp_path / "no" / "clip.pt")))
+    path = write(tmp_path, TINY.replace("PRETRAINED", str(tmp_path / "no" / "clip.pt")).replace("ANCHOR", "seed: 0"))
     assert main(["run", path, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "teacher" in err and "pretrained" in err and "not found" in err
+
+
+def test_anchor_weight_without_anchor_images_exits_2(tmp_path, capsys):
+    text = (TINY.replace("PRETRAINED", "null").replace("ANCHOR", "anchor_weight: 1.0")
+            .replace(", anchor_image: public.image}", "}"))
+    assert main(["run", write(tmp_path, text), "--out", str(tmp_path / "o"), "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert "anchor_weight > 0 needs the 'anchor_image' input" in err and "enc" in err
+
+
+def test_anchors_must_be_the_images_behind_the_kb_entries(tmp_path, capsys):
+    # a text SKB of unique class prompts has 5 entries, not one per anchor image
+    text = (TINY.replace("PRETRAINED", "null").replace("ANCHOR", "anchor_weight: 1.0")
+            .replace("kb: skb.vectors, anchor_image", "kb: tkb.vectors, anchor_image")
+            .replace("      enc:     {type: kb_guided_encoder, params: {<<: *budget, top_n: 5, anchor",
+                     "      tkb:     {type: knowledge_base, params: {m: 4, nbits: 2, unique: true}, "
+                     "inputs: {vectors: teacher.text_embedding}}\n"
+                     "      enc:     {type: kb_guided_encoder, params: {<<: *budget, top_n: 5, anchor"))
+    assert "kb: tkb.vectors, anchor_image" in text
+    assert main(["run", write(tmp_path, text), "--out", str(tmp_path / "o"), "--no-cache"]) == 2
+    err = capsys.readouterr().err
+    assert "150 anchor images but 5 knowledge-base entries" in err and "enc.inputs.anchor_image" in err
 
 
 TEXT_KB = """

@@ -4,9 +4,11 @@
 checkpoint file (e.g. ``ViT-B-32`` + ``openai`` or ``/path/ViT-B-32.pt``: the paper's setting). With no
 ``pretrained`` the teacher is pre-trained on the server's public split here: image-caption pairs
 "a photo of a {label}" with open_clip's CLIP loss (symmetric InfoNCE over the batch, learned logit scale),
-Adam, at most ``epochs`` epochs / ``max_seconds``. The offline default architecture ``linksim-tiny-clip`` is a
-small open_clip config registered at import (ViT: 28x28 input, 7x7 patches, 2 layers of width 64; text
-transformer: 2 layers of width 64; 128-dim joint space) sized for Fashion-MNIST on a CPU.
+Adam, at most ``epochs`` epochs / ``max_seconds``. Two small open_clip configs sized for Fashion-MNIST on a CPU
+are registered at import (text transformer: 2 layers of width 64; 128-dim joint space):
+- ``linksim-tiny-clip`` (the default): ViT, 28x28 input, 7x7 patches, 2 layers of width 64;
+- ``linksim-rn-clip``: open_clip's ModifiedResNet (CLIP's RN50 design: 3-conv stem, anti-aliased bottlenecks,
+  attention pooling) with one block per stage, width 32, 32x32 input (28x28 images are resized).
 
 Outputs per sample: the L2-normalised image embedding and the text embedding of the sample's class prompt
 (the image SKB and the text SKB are built from these by ``knowledge_base``).
@@ -28,24 +30,27 @@ from ..block import Block, Params, Port, Spec
 from ..errors import PortError, UserError
 
 TINY = "linksim-tiny-clip"
-TINY_CFG = {
-    "embed_dim": 128,
-    "vision_cfg": {"image_size": 28, "layers": 2, "width": 64, "patch_size": 7, "head_width": 32},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+_TEXT = {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}
+CONFIGS = {
+    TINY: {"embed_dim": 128, "text_cfg": _TEXT,
+           "vision_cfg": {"image_size": 28, "layers": 2, "width": 64, "patch_size": 7, "head_width": 32}},
+    "linksim-rn-clip": {"embed_dim": 128, "text_cfg": _TEXT,
+                        "vision_cfg": {"image_size": 32, "layers": [1, 1, 1, 1], "width": 32, "head_width": 32}},
 }
 _registered = False
 
 
 def register_tiny_config() -> None:
-    """Make ``linksim-tiny-clip`` known to open_clip (its model-config mechanism reads a JSON file)."""
+    """Make the linksim configs known to open_clip (its model-config mechanism reads JSON files)."""
     global _registered
     if _registered:
         return
     import open_clip
 
-    path = Path(tempfile.mkdtemp(prefix="linksim-openclip-")) / f"{TINY}.json"
-    path.write_text(json.dumps(TINY_CFG))
-    open_clip.add_model_config(path)
+    folder = Path(tempfile.mkdtemp(prefix="linksim-openclip-"))
+    for name, cfg in CONFIGS.items():
+        (folder / f"{name}.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(folder)
     _registered = True
 
 

@@ -27,10 +27,11 @@ from ...semantic.training import augment
 
 def two_views(x: torch.Tensor, gen: torch.Generator, blur_p: float = 0.5, gray_p: float = 0.2) -> tuple:
     """Two independently augmented views of ``x [B, C, H, W]`` in [0, 1]."""
-    return _view(x, gen, blur_p, gray_p), _view(x, gen, blur_p, gray_p)
+    return augmented_view(x, gen, blur_p, gray_p), augmented_view(x, gen, blur_p, gray_p)
 
 
-def _view(x, gen, blur_p, gray_p):
+def augmented_view(x: torch.Tensor, gen: torch.Generator, blur_p: float = 0.5, gray_p: float = 0.2) -> torch.Tensor:
+    """One augmented view of ``x [B, C, H, W]`` in [0, 1] (see :func:`two_views`)."""
     v = augment(x, gen, scale=(0.3, 1.0), brightness=0.4, contrast=0.4)
     b = v.shape[0]
     if v.shape[1] == 3:  # saturation-free colour jitter is above; greyscale only means something for RGB

@@ -99,7 +99,8 @@ class CLIPTeacher(Block):
         import open_clip
 
         if self.p.model not in open_clip.list_models():
-            raise ValueError(f"unknown open_clip model '{self.p.model}' (e.g. {TINY}, ViT-B-32, RN50)")
+            known = ", ".join(CONFIGS)
+            raise ValueError(f"unknown open_clip model '{self.p.model}' (e.g. {known}, ViT-B-32, RN50)")
         self.dim = int(open_clip.get_model_config(self.p.model)["embed_dim"])
         return {"image_embedding": Spec("real", (self.dim,), {"teacher": self.p.model}),
                 "text_embedding": Spec("real", (self.dim,), {"teacher": self.p.model})}

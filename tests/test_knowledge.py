@@ -58,7 +58,7 @@ def test_pq_storage_is_m_dstar_kstar_floats(d, m, nbits):
 
 
 def test_dcl_loss_sanity():
-    from linksim.knowledge.ssl.kb_guided import dcl_loss
+    from linksim.knowledge.ssl.base import dcl_loss
 
     g = torch.Generator().manual_seed(0)
     z = torch.randn(16, 8, generator=g)
@@ -285,9 +285,9 @@ def test_text_kb_with_too_many_centroids_exits_2(tmp_path, capsys):
 def test_teacher_from_local_checkpoint(tmp_path, capsys):
     import open_clip
 
-    from linksim.knowledge.teacher import TINY, register_tiny_config
+    from linksim.knowledge.teacher import TINY, register_configs
 
-    register_tiny_config()
+    register_configs()
     torch.manual_seed(1)
     ckpt = tmp_path / "tiny_clip.pt"
     torch.save(open_clip.create_model(TINY).state_dict(), ckpt)

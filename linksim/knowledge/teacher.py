@@ -40,7 +40,7 @@ CONFIGS = {
 _registered = False
 
 
-def register_tiny_config() -> None:
+def register_configs() -> None:
     """Make the linksim configs known to open_clip (its model-config mechanism reads JSON files)."""
     global _registered
     if _registered:
@@ -95,7 +95,7 @@ class CLIPTeacher(Block):
         self.class_names = specs["label"].meta.get("class_names")
         if not self.class_names:
             raise PortError("the label port carries no class names (needed for the captions)")
-        register_tiny_config()
+        register_configs()
         import open_clip
 
         if self.p.model not in open_clip.list_models():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Literal
+from typing import Callable, ClassVar, Literal
 
 import pydantic
 import torch
@@ -75,8 +75,25 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Ten
     return Fn.cross_entropy(sim, target)
 
 
+def dcl_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Decoupled contrastive loss, symmetric: mean over both directions of
+    -<z, z+>/t + log sum_{negatives} exp(<z, z->/t), negatives = the 2B - 2 views of the other samples."""
+    z1, z2 = Fn.normalize(z1, dim=1), Fn.normalize(z2, dim=1)
+    b = z1.shape[0]
+    eye = torch.eye(b, dtype=torch.bool, device=z1.device)
+
+    def one(a, c):
+        pos = (a * c).sum(1) / temperature
+        neg = torch.cat([a @ c.T, a @ a.T], dim=1) / temperature
+        neg = neg.masked_fill(torch.cat([eye, eye], dim=1), float("-inf"))
+        return (-pos + torch.logsumexp(neg, dim=1)).mean()
+
+    return 0.5 * (one(z1, z2) + one(z2, z1))
+
+
 class SSLEncoderBlock(ModelState, Block):
-    """Base block of the self-supervised local encoders; subclasses implement ``loss`` (and ``heads``)."""
+    """Base block of the self-supervised local encoders; subclasses set ``pair_loss`` or implement ``loss``
+    (and ``heads``)."""
 
     role = "transmitter"
     trainable = True
@@ -126,8 +143,16 @@ class SSLEncoderBlock(ModelState, Block):
         """Extra trainable modules of the method (e.g. NNCLR's predictor); dropped after training."""
         return {}
 
+    # loss(z1, z2, temperature) between the projections of the two views, for methods that need nothing more
+    pair_loss: ClassVar[Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor] | None] = None
+
     def loss(self, v1: torch.Tensor, v2: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        raise NotImplementedError
+        """The training loss of one batch of view pairs: ``pair_loss`` of the two projections by default."""
+        if self.pair_loss is None:
+            raise NotImplementedError(f"{type(self).__name__} sets neither pair_loss nor loss")
+        _, z1 = self.model(v1)
+        _, z2 = self.model(v2)
+        return self.pair_loss(z1, z2, self.p.temperature)
 
     def prepare(self, data) -> None:
         """Hook before training (e.g. fetch the knowledge base)."""

@@ -5,8 +5,7 @@ with p and q themselves instead of the KB-enhanced q*, so a comparison separates
 from what the loss adds."""
 from __future__ import annotations
 
-from .base import SSLEncoderBlock
-from .kb_guided import dcl_loss
+from .base import SSLEncoderBlock, dcl_loss
 
 
 class DCLEncoder(SSLEncoderBlock):
@@ -14,8 +13,4 @@ class DCLEncoder(SSLEncoderBlock):
 
     type_name = "dcl_encoder"
     method = "dcl"
-
-    def loss(self, v1, v2, gen):
-        _, q = self.model(v1)
-        _, p = self.model(v2)
-        return dcl_loss(q, p, self.p.temperature)
+    pair_loss = staticmethod(dcl_loss)

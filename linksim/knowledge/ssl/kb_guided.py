@@ -28,23 +28,7 @@ import torch.nn.functional as Fn
 from ...block import Port
 from ...errors import PortError, UserError
 from ...semantic.training import augment
-from .base import SSLEncoderBlock, augmented_view
-
-
-def dcl_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Decoupled contrastive loss, symmetric: mean over both directions of
-    -<z, z+>/t + log sum_{negatives} exp(<z, z->/t), negatives = the 2B - 2 views of the other samples."""
-    z1, z2 = Fn.normalize(z1, dim=1), Fn.normalize(z2, dim=1)
-    b = z1.shape[0]
-    eye = torch.eye(b, dtype=torch.bool, device=z1.device)
-
-    def one(a, c):
-        pos = (a * c).sum(1) / temperature
-        neg = torch.cat([a @ c.T, a @ a.T], dim=1) / temperature
-        neg = neg.masked_fill(torch.cat([eye, eye], dim=1), float("-inf"))
-        return (-pos + torch.logsumexp(neg, dim=1)).mean()
-
-    return 0.5 * (one(z1, z2) + one(z2, z1))
+from .base import SSLEncoderBlock, augmented_view, dcl_loss
 
 
 def kb_scores(q: torch.Tensor, v: torch.Tensor, normalise: str = "softmax",

@@ -9,8 +9,4 @@ class SimCLREncoder(SSLEncoderBlock):
 
     type_name = "simclr_encoder"
     method = "simclr"
-
-    def loss(self, v1, v2, gen):
-        _, z1 = self.model(v1)
-        _, z2 = self.model(v2)
-        return nt_xent(z1, z2, self.p.temperature)
+    pair_loss = staticmethod(nt_xent)

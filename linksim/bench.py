@@ -8,16 +8,41 @@ import argparse
 import json
 
 
+def _int(lo: int, hi: int):
+    """An argparse type: an integer in [lo, hi] (a bench of 1e9 iterations would not finish)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{v} is out of range ({lo} to {hi})")
+        return v
+
+    return parse
+
+
+def _snr(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not -50 <= v <= 100:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"Es/N0 {text} dB is out of range (-50 to 100)")
+    return v
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--k", type=int, default=3072, help="information bits per codeword")
-    p.add_argument("--n", type=int, default=6144, help="codeword length")
-    p.add_argument("--iters", type=int, default=20, help="BP iterations (both decoders)")
-    p.add_argument("--snr", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0], help="Es/N0 points in dB")
-    p.add_argument("--frames", type=int, default=256, help="codewords per SNR point")
-    p.add_argument("--bits-per-symbol", type=int, default=2, help="QAM order (2 = QPSK)")
+    p.add_argument("--k", type=_int(1, 8448), default=3072, help="information bits per codeword")
+    p.add_argument("--n", type=_int(1, 68 * 384), default=6144, help="codeword length")
+    p.add_argument("--iters", type=_int(1, 1000), default=20, help="BP iterations (both decoders)")
+    p.add_argument("--snr", type=_snr, nargs="+", default=[0.5, 1.0, 1.5, 2.0], help="Es/N0 points in dB")
+    p.add_argument("--frames", type=_int(1, 1_000_000), default=256, help="codewords per SNR point")
+    p.add_argument("--bits-per-symbol", type=_int(1, 12), default=2, help="QAM order (2 = QPSK)")
     p.add_argument("--decoders", nargs="+", default=["sionna", "fast"],
                    help="decoder variants; the first is the reference")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_int(0, 2**32 - 1), default=0)
     p.add_argument("--json", default=None, help="write the full result to this file")
 
 
@@ -28,8 +53,8 @@ def run(args) -> dict:
     try:
         res = run_bench(args.k, args.n, args.iters, args.snr, args.frames, bits_per_symbol=args.bits_per_symbol,
                         seed=args.seed, decoders=tuple(args.decoders))
-    except ValueError as e:
-        raise UserError(str(e), "linksim bench") from None
+    except (ValueError, AssertionError) as e:  # Sionna checks (k, n) with both
+        raise UserError(str(e) or "invalid --k/--n for 5G LDPC", "linksim bench") from None
     ref = res["reference"]
     print(f"5G LDPC k={args.k} n={args.n}, {args.iters} iterations, {args.frames} codewords per point, "
           f"{args.bits_per_symbol} bits/symbol over AWGN; reference: {ref}")

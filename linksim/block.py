@@ -105,13 +105,13 @@ def labelled(block, figures: dict) -> dict:
 
 
 class NoParams(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Params(pydantic.BaseModel):
-    """Base for block parameter models: unknown keys are errors."""
+    """Base for block parameter models: unknown keys and non-finite numbers are errors."""
 
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class TrainData:

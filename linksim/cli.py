@@ -1,25 +1,49 @@
-"""Command line: ``linksim run | validate | blocks | plot``. User errors -> one line, exit 2."""
+"""Command line: ``linksim run | validate | blocks | plot | bench``.
+
+Exit status: 0 done; 2 bad input (one line naming the file, key or flag); 130/143 stopped by SIGINT/SIGTERM
+(finished sweep points kept); 1 an internal error (one line, with the full traceback written to a file).
+"""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from .errors import UserError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump), exit 2."""
+
+    def error(self, message: str):
+        print(f"linksim: error: {self.prog}: {_one_line(message)} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: expected an integer") from None
+    if not 0 <= v < 2**32:
+        raise argparse.ArgumentTypeError(f"seed {v} is out of range (0 to 2**32 - 1)")
+    return v
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="linksim", description="End-to-end link simulator for semantic communication.")
+    p = _Parser(prog="linksim", description="End-to-end link simulator for semantic communication.")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("run", help="run a scenario: train, sweep, write results.csv, run.json and plots")
     r.add_argument("scenario")
-    r.add_argument("--out", help="output folder (default results/<scenario name>)")
+    r.add_argument("--out", help="output folder (default results/<scenario name>, or results/<name>/quick "
+                                 "with --quick)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace results of another configuration found in the output folder")
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a scenario value by its dotted key (repeatable)")
     r.add_argument("--quick", action="store_true", help="apply the scenario's 'quick' overrides (small data/epochs)")
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    r.add_argument("--seed", type=int, default=None)
+    r.add_argument("--seed", type=_seed, default=None)
     r.add_argument("--no-cache", action="store_true", help="do not read or write the trained-weight cache")
     r.add_argument("--no-plots", action="store_true")
     r.add_argument("--executor", default="local", choices=["local", "ray"],
@@ -65,8 +89,29 @@ def _cmd_blocks() -> None:
         print()
 
 
+def _internal_error(exc: BaseException) -> str:
+    """Write the traceback of a bug to a file; return where (or why it could not be written)."""
+    import tempfile
+    import time
+    import traceback
+    from pathlib import Path
+
+    text = "".join(traceback.format_exception(exc))
+    try:
+        f = Path(tempfile.gettempdir()) / f"linksim-crash-{time.strftime('%Y%m%d-%H%M%S')}-{__import__('os').getpid()}.txt"
+        f.write_text(f"linksim {' '.join(sys.argv[1:])}\n\n{text}")
+        return f"full traceback in {f}"
+    except OSError:
+        return "the traceback could not be written to a file"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0) if not isinstance(e.code, str) else 2
+    from .interrupt import Interrupted
+
     try:
         if args.cmd == "blocks":
             _cmd_blocks()
@@ -86,25 +131,45 @@ def main(argv: list[str] | None = None) -> int:
 
             run(args)
         elif args.cmd == "run":
-            from .runner import run_scenario
-            from .scenario import load_raw
+            from .runner import default_out, run_scenario
+            from .scenario import load_scenario
 
             out = args.out
             if out is None:
-                name = load_raw(args.scenario).get("name") or os.path.splitext(os.path.basename(args.scenario))[0]
-                out = os.path.join("results", str(name))
+                cfg, _ = load_scenario(args.scenario, args.overrides, args.quick, args.seed)
+                out = str(default_out(cfg, args.quick))
             path = run_scenario(args.scenario, out, args.overrides, args.quick, args.device, args.seed,
                                 cache_dir=None if args.no_cache else "default", plots=not args.no_plots,
-                                executor=args.executor, address=args.address)
+                                executor=args.executor, address=args.address, overwrite=args.overwrite)
             print(f"results written to {path}/results.csv")
     except UserError as e:
-        print(f"linksim: error: {e}", file=sys.stderr)
+        print(f"linksim: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"linksim: {e}; {e.detail or 'finished sweep points are kept'}; rerun the same command to resume",
+              file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
-        print("linksim: interrupted (finished sweep points are kept; rerun with the same --out to resume)",
+        print("linksim: interrupted (finished sweep points are kept; rerun the same command to resume)",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return 1
+    except (MemoryError, RecursionError) as e:
+        print(f"linksim: error: out of {'memory' if isinstance(e, MemoryError) else 'stack'} "
+              f"({type(e).__name__}); a size in the scenario is too large", file=sys.stderr)
+        return 2
+    except Exception as e:  # a bug: one line here, the traceback in a file
+        where = _internal_error(e)
+        print(f"linksim: internal error: {type(e).__name__}: {_one_line(str(e))[:300]} ({where})", file=sys.stderr)
+        return 1
     return 0
+
+
+def _one_line(text: str, limit: int = 1000) -> str:
+    """Messages quote the user's keys and values, which may hold line breaks or be huge."""
+    text = " ".join(text.split()) if any(c in text for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029") else text
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 if __name__ == "__main__":

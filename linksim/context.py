@@ -40,13 +40,45 @@ def resolve_device(name: str) -> str:
 
 
 class WeightCache:
-    """Trained block states keyed by a hash; in memory and on disk (``torch.load(weights_only=True)``)."""
+    """Trained block states keyed by a hash; in memory and on disk (``torch.load(weights_only=True)``).
+
+    Each file holds a header with the SHA-256 of its payload, written to a temporary file and renamed into
+    place, so a reader (another run sharing the cache) never sees half an entry, and a damaged entry is
+    detected on load: it is reported, retrained and replaced. A full or read-only cache folder costs only
+    the caching (a warning), never the run."""
+
+    MAGIC = b"linksim-weights-v1\n"
 
     def __init__(self, root: str | Path | None):
         self.root = Path(root) if root else None
         self.mem: dict[str, dict] = {}
         self.hits = 0
         self.misses = 0
+
+    @staticmethod
+    def _warn(msg: str) -> None:
+        import sys
+
+        print(f"linksim: warning: {msg}", file=sys.stderr, flush=True)
+
+    def _read(self, f: Path) -> dict | None:
+        try:
+            blob = f.read_bytes()
+        except OSError as e:
+            self._warn(f"weight cache entry {f} cannot be read ({e.strerror or e}); retraining")
+            return None
+        head = len(self.MAGIC) + 65
+        digest = blob[len(self.MAGIC):head - 1].decode("ascii", "replace")
+        payload = blob[head:]
+        if not blob.startswith(self.MAGIC) or hashlib.sha256(payload).hexdigest() != digest:
+            self._warn(f"weight cache entry {f} is damaged or of an older format (hash mismatch); "
+                       "retraining and replacing it")
+            return None
+        try:
+            return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        except Exception as e:  # verified bytes that torch cannot load: written by an incompatible version
+            self._warn(f"weight cache entry {f} cannot be loaded ({type(e).__name__}); retraining")
+            return None
 
     def get(self, key: str) -> dict | None:
         if key in self.mem:
@@ -55,10 +87,7 @@ class WeightCache:
         if self.root is not None:
             f = self.root / f"{key}.pt"
             if f.is_file():
-                try:
-                    state = torch.load(f, map_location="cpu", weights_only=True)
-                except Exception:
-                    state = None  # corrupt or incompatible: retrain
+                state = self._read(f)
                 if state is not None:
                     self.mem[key] = state
                     self.hits += 1
@@ -68,13 +97,26 @@ class WeightCache:
 
     def put(self, key: str, state: dict) -> None:
         self.mem[key] = state
-        if self.root is not None:
+        if self.root is None:
+            return
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        payload = buf.getvalue()
+        tmp = self.root / f".{key}.{os.getpid()}.tmp"
+        try:
             self.root.mkdir(parents=True, exist_ok=True)
-            buf = io.BytesIO()
-            torch.save(state, buf)
-            tmp = self.root / f".{key}.{os.getpid()}.tmp"
-            tmp.write_bytes(buf.getvalue())
+            with open(tmp, "wb") as fh:
+                fh.write(self.MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+                fh.flush()
+                os.fsync(fh.fileno())
             os.replace(tmp, self.root / f"{key}.pt")
+        except OSError as e:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            self._warn(f"cannot write weight cache entry {self.root / (key + '.pt')} ({e.strerror or e}); "
+                       "the weights stay in memory for this run only")
 
 
 def default_cache_dir() -> Path:

@@ -19,6 +19,7 @@ from .block import Block, TrainData
 from .errors import PortError, UserError
 from .registry import block_class
 
+_CHUNK = 2**20  # sample indices made at a time (memory bounded by this, not by the number of samples)
 _REF = re.compile(r"^(?P<block>[A-Za-z_][\w-]*)(\[(?P<idx>\d+|\*)\])?\.(?P<port>[A-Za-z_]\w*)$")
 
 
@@ -75,8 +76,8 @@ class Graph:
                 self.repeats[n.name] = None
                 out.append(n)
                 continue
-            if not isinstance(n.repeat, int) or isinstance(n.repeat, bool) or n.repeat < 1:
-                self._fail(f"{n.key}.repeat", f"must be an integer >= 1, got {n.repeat!r}")
+            if not isinstance(n.repeat, int) or isinstance(n.repeat, bool) or not 1 <= n.repeat <= 4096:
+                self._fail(f"{n.key}.repeat", f"must be an integer from 1 to 4096, got {n.repeat!r}")
             self.repeats[n.name] = n.repeat
             for i in range(n.repeat):
                 out.append(dataclasses.replace(n, name=f"{n.name}[{i}]"))
@@ -289,13 +290,31 @@ class Graph:
         return None, None
 
     def batches(self, split: str, n: int, batch_size: int, shuffle_seed: int | None = None) -> Iterator[BatchInfo]:
-        if shuffle_seed is None:
-            idx = torch.arange(n)
-        else:
-            g = torch.Generator().manual_seed(shuffle_seed)
-            idx = torch.randperm(n, generator=g)
-        for s in range(0, n, batch_size):
-            yield BatchInfo(split, idx[s:s + batch_size])
+        """Batches of sample indices. In order, each batch's indices are made when it is yielded, so memory
+        is bounded by the batch whatever ``n``; a shuffled pass permutes ``n`` indices (the training split
+        of a dataset, which is in memory anyway)."""
+        from .interrupt import check_interrupt
+
+        g = None if shuffle_seed is None else torch.Generator().manual_seed(shuffle_seed)
+        if g is not None and n <= _CHUNK:
+            chunks = iter([torch.randperm(n, generator=g)])
+        else:  # in order, or beyond 2**20 samples: chunks in random order, each permuted
+            starts = range(0, n, _CHUNK)
+            if g is not None:
+                starts = [starts[i] for i in torch.randperm(len(starts), generator=g).tolist()]
+            chunks = (torch.arange(lo, min(lo + _CHUNK, n)) for lo in starts)
+            if g is not None:
+                chunks = (c[torch.randperm(c.numel(), generator=g)] for c in chunks)
+        rest = torch.empty(0, dtype=torch.long)
+        for chunk in chunks:
+            rest = torch.cat([rest, chunk]) if rest.numel() else chunk
+            while rest.numel() >= batch_size:
+                check_interrupt()  # SIGINT/SIGTERM stop the run here, at a batch boundary
+                yield BatchInfo(split, rest[:batch_size])
+                rest = rest[batch_size:]
+        if rest.numel():
+            check_interrupt()
+            yield BatchInfo(split, rest)
 
     def eval_key(self, name: str, _memo: dict | None = None) -> str:
         """Hash of everything that determines a block's test-split outputs (all params, trained state)."""

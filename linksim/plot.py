@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
+import sys
 import io
 from pathlib import Path
 
@@ -118,15 +119,27 @@ def plot_path(target: str | Path) -> list[Path]:
     csv_path = p / "results.csv" if p.is_dir() else p
     if not csv_path.is_file():
         raise UserError("no results.csv found", str(csv_path))
-    rows = read_csv(csv_path)
-    if not rows or "metric" not in rows[0]:
-        raise UserError("not a linksim results.csv (no 'metric' column)", str(csv_path))
+    import csv
+
+    try:
+        rows = read_csv(csv_path)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UserError(f"cannot read it as a results.csv ({type(e).__name__})", str(csv_path)) from None
+    if not rows or "metric" not in rows[0] or any("system" not in r or "value" not in r for r in rows):
+        raise UserError("not a linksim results.csv (needs 'system', 'metric' and 'value' columns)", str(csv_path))
     specs, sweep_vars = None, []
     info = csv_path.parent / "run.json"
     header = list(rows[0].keys())
     if info.is_file():
-        resolved = json.loads(info.read_text()).get("resolved_scenario", {})
-        specs = resolved.get("plots")
-        sweep_vars = list(resolved.get("sweep", {}))
+        try:
+            resolved = json.loads(info.read_text()).get("resolved_scenario", {})
+            specs = resolved.get("plots")
+            sweep_vars = list(resolved.get("sweep", {}))
+            from .scenario import PlotCfg
+
+            specs = [PlotCfg.model_validate(x).model_dump() for x in specs] if specs else None
+        except Exception as e:  # a damaged run.json: plot every metric the default way
+            print(f"linksim: warning: {info}: ignored ({type(e).__name__}); default plots", file=sys.stderr)
+            specs, sweep_vars = None, []
     sweep_vars += [c for c in header if c not in BASE_COLUMNS and c not in sweep_vars]
     return plot_rows(rows, csv_path.parent, sweep_vars, specs)

@@ -1,7 +1,9 @@
 """Result files: atomic writes, long-format results.csv, run.json provenance, per-point resume store."""
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import io
 import json
 import math
@@ -12,19 +14,28 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from .errors import UserError
+
 BASE_COLUMNS = ["system", "metric", "value", "n"]
 
 
 def atomic_write(path: str | Path, data: str | bytes) -> None:
-    """Write via a temporary file in the same folder + rename: readers never see half a file."""
+    """Write via a temporary file in the same folder + rename: readers never see half a file. A failure
+    (full disk, read-only folder, a file where a folder should be) leaves no partial file and raises a
+    UserError naming the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise UserError(f"cannot write: {e.strerror or e}", str(path)) from None
 
 
 def _fmt(v):
@@ -137,3 +148,72 @@ class PointStore:
 
     def save(self, system: str, fp: str, rows: list[dict]) -> None:
         write_json(self._file(system, fp), {"system": system, "fingerprint": fp, "rows": rows})
+
+
+# ------------------------------------------------------------------------------- the output folder
+CONFIG_FILE = "config.json"  # written before the first point: which configuration the folder's results are of
+
+
+def config_fingerprint(raw: dict, quick: bool) -> str:
+    """What decides a run's numbers: the resolved scenario without its presentation (name, descriptions,
+    plots, the quick section, derived envelopes) and whether it ran with --quick."""
+    keep = {k: v for k, v in raw.items() if k not in ("name", "description", "plots", "quick", "defs", "envelopes")}
+    systems = keep.get("systems")
+    if isinstance(systems, dict):
+        keep["systems"] = {k: ({a: b for a, b in v.items() if a != "description"} if isinstance(v, dict) else v)
+                           for k, v in systems.items()}
+    text = json.dumps([keep, bool(quick)], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _held_config(out: Path) -> tuple[str | None, str] | None:
+    """(fingerprint or None, description) of the results a folder holds; None when it holds none."""
+    cfg_file, run_file = out / CONFIG_FILE, out / "run.json"
+    try:
+        if cfg_file.is_file():
+            d = json.loads(cfg_file.read_text())
+            return d.get("fingerprint"), f"scenario {d.get('scenario')}, quick={d.get('quick')}"
+        if run_file.is_file():  # results written before config.json existed
+            d = json.loads(run_file.read_text())
+            return (config_fingerprint(d["resolved_scenario"], d.get("quick", False)),
+                    f"scenario {d.get('scenario')}, quick={d.get('quick', False)}")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None, "an unreadable record of their configuration"
+    if (out / "results.csv").exists() or any((out / "points").glob("*.json")):
+        return None, "no record of their configuration"
+    return None
+
+
+def clear_results(out: Path) -> None:
+    """Remove what linksim writes into a results folder (not other files, nor a quick/ subfolder)."""
+    import shutil
+
+    for name in ("results.csv", "run.json", CONFIG_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            (out / name).unlink()
+    shutil.rmtree(out / "points", ignore_errors=True)
+    for png in out.glob("*.png"):
+        png.unlink()
+
+
+def prepare_out(out: Path, fingerprint: str, scenario: str, quick: bool, overwrite: bool) -> None:
+    """Make the output folder ready for a run of this configuration: created, writable, and not holding
+    results of another configuration (those are replaced only with ``overwrite``). Resuming the same
+    configuration keeps its finished points."""
+    where = str(out)
+    if out.exists() and not out.is_dir():
+        raise UserError("--out names a file, not a folder", where)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the output folder: {e.strerror or e}", where) from None
+    held = _held_config(out)
+    if held is not None and held[0] != fingerprint:
+        if not overwrite:
+            raise UserError(f"holds results of another configuration ({held[1]}); pass --overwrite to replace "
+                            f"them, or choose another --out", where)
+        try:
+            clear_results(out)
+        except OSError as e:
+            raise UserError(f"cannot remove the old results: {e.strerror or e}", where) from None
+    write_json(out / CONFIG_FILE, {"fingerprint": fingerprint, "scenario": scenario, "quick": bool(quick)})

@@ -15,8 +15,10 @@ from .context import (
     resolve_device,
 )
 from .derive import check_envelopes, derived_rows
+from .errors import UserError
 from .graph import Graph, _digest
-from .results import PointStore, run_info, write_csv, write_json
+from .interrupt import Interrupted, check_interrupt, graceful
+from .results import PointStore, config_fingerprint, prepare_out, run_info, write_csv, write_json
 from .scenario import (
     ScenarioCfg,
     load_scenario,
@@ -29,6 +31,9 @@ from .scenario import (
 def raw_resolved(cfg: ScenarioCfg) -> dict:
     """The validated scenario as plain data (what a remote worker rebuilds the plan from)."""
     return cfg.model_dump(mode="json")
+
+
+BATCH_MEMORY_BUDGET = 8 * 2**30  # bytes of port tensors per batch
 
 
 class Plan:
@@ -63,9 +68,26 @@ class Plan:
                 if sig in seen:
                     continue
                 seen.add(sig)
-                self.graph(sname, point, ctx)
+                g = self.graph(sname, point, ctx)
+                self._check_batch_memory(sname, g)
                 n += 1
         return n
+
+    def _check_batch_memory(self, sname: str, graph: Graph) -> None:
+        """Memory is bounded by the batch: refuse up front a batch whose port tensors alone exceed the budget."""
+        bs = self.cfg.systems[sname].batch_size or self.cfg.data.batch_size
+        per_sample, biggest = 0, ("", 0)
+        for name, blk in graph.blocks.items():
+            for port, spec in blk.out_specs.items():
+                b = spec.size * (8 if spec.kind in ("complex", "label") else 4)
+                per_sample += b
+                if b > biggest[1]:
+                    biggest = (f"{name}.{port} {spec}", b)
+        if per_sample * bs > BATCH_MEMORY_BUDGET:
+            key = f"systems.{sname}.batch_size" if self.cfg.systems[sname].batch_size else "data.batch_size"
+            raise UserError(f"one batch of {bs} samples would need about {per_sample * bs / 2**30:.3g} GiB of port "
+                            f"data (largest: {biggest[0]}); lower the batch size or the sizes",
+                            f"{self.where}: {key}")
 
 
 def make_context(cfg: ScenarioCfg, where: str, device: str = "auto", quick: bool = False,
@@ -162,19 +184,24 @@ def _run_ray(jobs, raw, where, ctx, quick, cache_dir, address, store, done: dict
     try:
         import ray
     except ImportError:
-        from .errors import UserError
-
         raise UserError("--executor ray needs Ray: pip install 'linksim[ray]'") from None
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-                 **({} if address else {"_node_ip_address": "127.0.0.1"}))
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                     **({} if address else {"_node_ip_address": "127.0.0.1"}))
+        except Exception as e:  # Ray raises ConnectionError, ValueError, RuntimeError... for a bad address
+            raise UserError(f"cannot start or reach Ray: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                            f"--address {address}" if address else "--executor ray") from None
     try:
         task = ray.remote(_remote_point)
         refs = {task.remote(raw, where, ctx.device, quick, cache_dir, s, p): (s, p, fp) for s, p, fp in jobs}
         pending = list(refs)
         while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
+            check_interrupt()
+            ready, pending = ray.wait(pending, num_returns=1, timeout=0.5)
+            if not ready:
+                continue
             s, p, fp = refs[ready[0]]
             rows = ray.get(ready[0])
             store.save(s, fp, rows)
@@ -187,14 +214,36 @@ def _run_ray(jobs, raw, where, ctx, quick, cache_dir, address, store, done: dict
 
 def run_scenario(path: str, out_dir: str | Path, overrides=(), quick: bool = False, device: str = "auto",
                  seed: int | None = None, progress: bool | None = None, cache_dir="default",
-                 plots: bool = True, executor: str = "local", address: str | None = None) -> Path:
+                 plots: bool = True, executor: str = "local", address: str | None = None,
+                 overwrite: bool = False) -> Path:
+    """Validate, then run every sweep point not already in ``out_dir``. A folder holding results of another
+    configuration is refused (UserError) unless ``overwrite``; SIGINT/SIGTERM stop at a batch boundary with
+    every finished point kept (:class:`~linksim.interrupt.Interrupted`)."""
+    with graceful():
+        try:
+            return _run_scenario(path, out_dir, overrides, quick, device, seed, progress, cache_dir, plots,
+                                 executor, address, overwrite)
+        except Interrupted as e:
+            done = len(list(PointStore(Path(out_dir)).dir.glob("*.json")))
+            e.detail = f"{done} finished sweep point(s) kept in {out_dir}"
+            raise
+
+
+def default_out(cfg: ScenarioCfg, quick: bool) -> Path:
+    """results/<name>, or results/<name>/quick for a --quick run (never the full run's folder)."""
+    base = Path("results") / cfg.name
+    return base / "quick" if quick else base
+
+
+def _run_scenario(path, out_dir, overrides, quick, device, seed, progress, cache_dir, plots, executor, address,
+                  overwrite) -> Path:
     t0 = time.time()
     cfg, raw = load_scenario(path, overrides, quick, seed)
     plan = Plan(cfg, str(path))
     ctx = make_context(cfg, str(path), device, quick, progress, cache_dir)
     plan.validate(ctx)  # every graph at every point before any work
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out(out, config_fingerprint(raw, quick), str(path), quick, overwrite)
     store = PointStore(out)
     all_rows: list[dict] = []
     resumed = 0
@@ -223,8 +272,6 @@ def run_scenario(path: str, out_dir: str | Path, overrides=(), quick: bool = Fal
         trained.add(sname)
     if remote:
         if ctx.cache.root is None:
-            from .errors import UserError
-
             raise UserError("--executor ray needs the weight cache (drop --no-cache)")
         _run_ray(remote, raw_resolved(cfg), str(path), ctx, quick, str(ctx.cache.root), address, store, done)
     for _, _, fp in order:

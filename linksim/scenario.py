@@ -27,29 +27,39 @@ _VAR = re.compile(r"^\$([A-Za-z_]\w*)$")
 
 
 class _Strict(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+# Upper bounds on counts: a sweep point of more samples than this, or a batch larger, is refused up front
+# (memory is bounded by the batch, but such a run would not finish).
+MAX_SAMPLES = 10**9
+MAX_BATCH = 1_000_000
+MAX_REPEAT = 4096
+MAX_POINTS = 100_000  # sweep points per system
+Samples = pydantic.conint(gt=0, le=MAX_SAMPLES)
+BatchSize = pydantic.conint(gt=0, le=MAX_BATCH)
 
 
 class DataCfg(_Strict):
     dataset: str = "fashion_mnist"
     root: str | None = None
-    train_samples: pydantic.PositiveInt | None = None
-    test_samples: pydantic.PositiveInt | None = None
-    batch_size: pydantic.PositiveInt = 256
+    train_samples: Samples | None = None
+    test_samples: Samples | None = None
+    batch_size: BatchSize = 256
 
 
 class BlockCfg(_Strict):
     type: str
     params: dict[str, Any] = {}
     inputs: dict[str, Any] = {}
-    repeat: int | str | None = None
+    repeat: pydantic.conint(ge=1, le=MAX_REPEAT) | str | None = None
 
 
 class SystemCfg(_Strict):
     description: str = ""
-    samples: pydantic.PositiveInt | None = None  # frames per point for systems without a dataset
-    test_samples: pydantic.PositiveInt | None = None  # cap on test samples for this system
-    batch_size: pydantic.PositiveInt | None = None
+    samples: Samples | None = None  # frames per point for systems without a dataset
+    test_samples: Samples | None = None  # cap on test samples for this system
+    batch_size: BatchSize | None = None
     sweep: dict[str, list] = {}
     blocks: dict[str, BlockCfg]
 
@@ -78,9 +88,9 @@ class EnvelopeCfg(_Strict):
 
 
 class ScenarioCfg(_Strict):
-    name: str
+    name: str = pydantic.Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # a folder name under results/
     description: str = ""
-    seed: int = 0
+    seed: pydantic.conint(ge=0, le=2**32 - 1) = 0
     data: DataCfg = DataCfg()
     sweep: dict[str, list] = {}
     quick: dict[str, Any] = {}
@@ -100,7 +110,7 @@ class ScenarioCfg(_Strict):
 def _parse_value(text: str) -> Any:
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return text
 
 
@@ -153,22 +163,127 @@ def set_dotted(raw: dict, dotted: str, value: Any, where: str) -> None:
             raise UserError(f"'{'.'.join(parts[:i])}' is a value, not a section", where)
 
 
-def load_raw(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError("scenario file not found", str(path))
+# ------------------------------------------------------------------------------------------- reading
+MAX_SCENARIO_BYTES = 4 * 1024 * 1024  # a scenario is hand-written text; anything larger is a mistake
+MAX_VALUES = 50_000  # values after YAML aliases are expanded (alias bombs); shipped scenarios hold <= 1500
+MAX_DEPTH = 64  # nesting of mappings/lists
+MAX_INT = 2**63 - 1
+_BOMS = [(b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")]
+
+
+def read_text(path: str | Path, what: str = "scenario file") -> str:
+    """The text of a scenario or library file: a regular file of at most 4 MiB, in UTF-8 (or UTF-16/32 with
+    a byte-order mark, as YAML allows). Anything else is a UserError naming the file."""
+    where = str(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        p = Path(path)
+        st = p.stat()
+    except FileNotFoundError:
+        raise UserError(f"{what} not found", where) from None
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read the {what}: {getattr(e, 'strerror', None) or e}", where) from None
+    import stat as _stat
+
+    if _stat.S_ISDIR(st.st_mode):
+        raise UserError(f"is a folder, not a {what}", where)
+    if not _stat.S_ISREG(st.st_mode):
+        raise UserError(f"is not a regular file (a device, pipe or socket?), not a {what}", where)
+    if st.st_size > MAX_SCENARIO_BYTES:
+        raise UserError(f"{what} is {st.st_size} bytes; at most {MAX_SCENARIO_BYTES} are accepted", where)
+    try:
+        data = p.read_bytes()[:MAX_SCENARIO_BYTES + 1]
+    except OSError as e:
+        raise UserError(f"cannot read the {what}: {e.strerror or e}", where) from None
+    enc = next((e for bom, e in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        return data.decode(enc)
+    except UnicodeDecodeError as e:
+        raise UserError(f"is not {enc.upper().replace('-SIG', '')} text (undecodable byte at offset {e.start}); "
+                        f"a scenario is a YAML text file", where) from None
+
+
+def plain_data(obj: Any, where: str) -> Any:
+    """YAML-loaded data as independent plain JSON-like values (str keys; str/int/float/bool/None leaves).
+
+    YAML aliases and merge keys share nested objects; every key becomes independent so that an override of
+    one system never changes another. Expansion is bounded (alias bombs, self-referencing aliases, deep
+    nesting, huge integers all give a UserError naming the key)."""
+    count = [0]
+
+    def walk(x, key, depth):
+        count[0] += 1
+        if count[0] > MAX_VALUES:
+            raise UserError(f"the scenario expands to more than {MAX_VALUES} values (YAML aliases?)", where)
+        if depth > MAX_DEPTH:
+            raise UserError(f"nested more than {MAX_DEPTH} levels deep (a self-referencing alias?)",
+                            f"{where}: {key or '<top>'}")
+        if isinstance(x, dict):
+            out = {}
+            for k, v in x.items():
+                # as json.dumps writes keys (1 -> "1", True -> "true", None -> "null"); dates as text
+                ks = k if isinstance(k, str) else json.dumps(k) if k is None or isinstance(k, (int, float)) else str(k)
+                sub = f"{key}.{ks}" if key else ks
+                out[ks] = walk(v, sub, depth + 1)
+            return out
+        if isinstance(x, (list, tuple, set, frozenset)):
+            return [walk(v, f"{key}.{i}" if key else str(i), depth + 1) for i, v in enumerate(x)]
+        if isinstance(x, bool) or x is None or isinstance(x, str):
+            return x
+        if isinstance(x, int):
+            if abs(x) > MAX_INT:
+                raise UserError(f"integer {str(x)[:20]}... is out of range (at most 2**63 - 1)", f"{where}: {key}")
+            return x
+        if isinstance(x, float):
+            return x
+        if isinstance(x, bytes):
+            raise UserError("binary (!!binary) values are not allowed", f"{where}: {key}")
+        return str(x)  # dates and timestamps
+
+    return walk(obj, "", 0)
+
+
+def check_finite(obj: Any, where: str, key: str = "") -> None:
+    """Non-finite numbers (.nan, .inf) make no sense anywhere in a scenario: SNRs, probabilities, sizes."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise UserError(f"non-finite number {obj!r} is not allowed", f"{where}: {key or '<top>'}")
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            check_finite(v, where, f"{key}.{k}" if key else str(k))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            check_finite(v, where, f"{key}.{i}" if key else str(i))
+
+
+def _check_depth(text: str, where: str) -> None:
+    """Refuse deep nesting before PyYAML's recursive composer meets it (it would take seconds to fail)."""
+    depth = 0
+    for ev in yaml.parse(text, Loader=yaml.SafeLoader):  # the event parser is not recursive
+        if isinstance(ev, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = ev.start_mark.line + 1 if ev.start_mark is not None else "?"
+                raise UserError(f"line {line}: nested more than {MAX_DEPTH} levels deep", where)
+        elif isinstance(ev, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+
+
+def load_raw(path: str | Path) -> dict:
+    text = read_text(path)
+    where = str(path)
+    try:
+        _check_depth(text, where)
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UserError(f"{line}bad YAML: {problem}", str(path)) from None
+        raise UserError(f"{line}bad YAML: {problem}", where) from None
+    except RecursionError:
+        raise UserError(f"bad YAML: nested too deeply", where) from None
     if not isinstance(raw, dict):
-        raise UserError("a scenario must be a YAML mapping with 'name' and 'systems'", str(path))
-    # YAML aliases and merge keys share nested objects; make every key independent so that an override of
-    # one system never changes another (use a '*' wildcard to change every copy)
-    return json.loads(json.dumps(raw, default=str))
+        raise UserError("a scenario must be a YAML mapping with 'name' and 'systems'", where)
+    return plain_data(raw, where)
 
 
 def load_scenario(path: str | Path, overrides: list[str] = (), quick: bool = False,
@@ -186,15 +301,24 @@ def load_scenario(path: str | Path, overrides: list[str] = (), quick: bool = Fal
         if "=" not in item:
             raise UserError(f"--set expects dotted.key=value, got '{item}'")
         k, v = item.split("=", 1)
-        set_dotted(raw, k.strip(), _parse_value(v), f"--set {k.strip()}")
+        k = k.strip()
+        if not k or any(not part for part in k.split(".")):
+            raise UserError(f"--set expects dotted.key=value, got '{item}'")
+        set_dotted(raw, k, plain_data(_parse_value(v), f"--set {k}"), f"--set {k}")
     if seed is not None:
         raw["seed"] = seed
+    check_finite(raw, where)
     try:
         cfg = ScenarioCfg.model_validate(raw)
     except pydantic.ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] == "less_than_equal" and loc.endswith("samples"):
+            got = err.get("input")
+            msg = (f"{got!r} samples per sweep point is more than linksim accepts ({MAX_SAMPLES:.0e}): at least "
+                   f"{float(got) / MAX_BATCH:.2g} batches of the largest size per point would not finish in "
+                   f"any reasonable time")
         raise UserError(msg, f"{where}: {loc}") from None
     return cfg, raw
 
@@ -210,7 +334,7 @@ _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
 def _parse_expr(text: str, key: str) -> ast.Expression:
     try:
         tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         raise UserError(f"bad expression '${{{text}}}'", key) from None
     for node in ast.walk(tree):
         ok = isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call, ast.Load,
@@ -241,7 +365,13 @@ def _eval(node, point: dict):
         v = _eval(node.operand, point)
         return -v if isinstance(node.op, ast.USub) else v
     if isinstance(node, ast.BinOp):
-        return _BINOPS[type(node.op)](_eval(node.left, point), _eval(node.right, point))
+        a, b = _eval(node.left, point), _eval(node.right, point)
+        if isinstance(node.op, ast.Pow) and isinstance(a, int) and isinstance(b, int) and abs(b) > 256:
+            a = float(a)  # 10**10**10 in integers would run for ever; in floats it overflows at once
+        out = _BINOPS[type(node.op)](a, b)
+        if isinstance(out, int) and abs(out) > MAX_INT:
+            raise OverflowError("integer result out of range")
+        return out
     return _FUNCS[node.func.id](*(_eval(a, point) for a in node.args))
 
 
@@ -262,7 +392,7 @@ def _refs(obj: Any, out: dict[str, str], key: str) -> None:
             _refs(v, out, f"{key}.{i}")
 
 
-def _subst(obj: Any, point: dict) -> Any:
+def _subst(obj: Any, point: dict, key: str = "") -> Any:
     if isinstance(obj, str):
         m = _VAR.match(obj)
         if m:
@@ -270,14 +400,17 @@ def _subst(obj: Any, point: dict) -> Any:
         e = _EXPR.match(obj)
         if e:
             try:
-                return _eval(_parse_expr(e.group(1), obj), point)
-            except (ArithmeticError, ValueError, TypeError) as err:
-                raise UserError(f"expression '{obj}' at {point}: {err}") from None
+                v = _eval(_parse_expr(e.group(1), obj), point)
+            except (ArithmeticError, ValueError, TypeError, RecursionError) as err:
+                raise UserError(f"expression '{obj}' at {point}: {err}", key or None) from None
+            if isinstance(v, complex) or (isinstance(v, float) and not math.isfinite(v)):
+                raise UserError(f"expression '{obj}' at {point} is {v}, not a finite number", key or None)
+            return v
         return obj
     if isinstance(obj, dict):
-        return {k: _subst(v, point) for k, v in obj.items()}
+        return {k: _subst(v, point, f"{key}.{k}") for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_subst(v, point) for v in obj]
+        return [_subst(v, point, f"{key}.{i}") for i, v in enumerate(obj)]
     return obj
 
 
@@ -295,9 +428,13 @@ def system_sweep(cfg: ScenarioCfg, sname: str, where: str) -> dict[str, list]:
     for var, key in refs.items():
         if var not in sweep:
             raise UserError(f"'${var}' is not a sweep variable (define it under 'sweep')", f"{where}: {key}")
+    total = 1
     for var, vals in sweep.items():
         if not isinstance(vals, list) or not vals:
             raise UserError("a sweep variable needs a non-empty list of values", f"{where}: sweep.{var}")
+        total *= len(vals)
+        if total > MAX_POINTS:
+            raise UserError(f"the sweep of this system has more than {MAX_POINTS} points", f"{where}: systems.{sname}.sweep")
     return sweep
 
 
@@ -309,7 +446,7 @@ def sweep_points(sweep: dict[str, list]) -> list[dict]:
 def system_nodes(cfg: ScenarioCfg, sname: str, point: dict) -> list[NodeCfg]:
     nodes = []
     for bname, b in cfg.systems[sname].blocks.items():
-        d = _subst(b.model_dump(), point)
+        d = _subst(b.model_dump(), point, f"systems.{sname}.blocks.{bname}")
         rep = d["repeat"]
         if isinstance(rep, str) and rep.isdigit():
             rep = int(rep)

@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             from .scenario import load_scenario
 
             out = args.out
+            if out is not None and not out.strip():
+                raise UserError("--out is empty; name a folder")
             if out is None:
                 cfg, _ = load_scenario(args.scenario, args.overrides, args.quick, args.seed)
                 out = str(default_out(cfg, args.quick))

@@ -201,12 +201,12 @@ def prepare_out(out: Path, fingerprint: str, scenario: str, quick: bool, overwri
     results of another configuration (those are replaced only with ``overwrite``). Resuming the same
     configuration keeps its finished points."""
     where = str(out)
-    if out.exists() and not out.is_dir():
-        raise UserError("--out names a file, not a folder", where)
     try:
+        if out.exists() and not out.is_dir():
+            raise UserError("--out names a file, not a folder", where)
         out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create the output folder: {e.strerror or e}", where) from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        raise UserError(f"cannot create the output folder: {getattr(e, 'strerror', None) or e}", where) from None
     held = _held_config(out)
     if held is not None and held[0] != fingerprint:
         if not overwrite:

@@ -234,6 +234,8 @@ def test_out_naming_a_file_or_unwritable(tmp_path):
     s = write(tmp_path, TINY)
     one_line_exit2(*cli("run", s, "--out", f), str(f), "names a file")
     one_line_exit2(*cli("run", s, "--out", f / "sub"), str(f / "sub"), "cannot create")
+    one_line_exit2(*cli("run", s, "--out", "bad\x00dir"), "cannot create")
+    one_line_exit2(*cli("run", s, "--out", " "), "--out is empty")
     assert f.read_text() == "keep me"
 
 

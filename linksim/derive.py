@@ -41,7 +41,9 @@ def envelope_rows(rows: list[dict], name: str, members: list[str], metric: str, 
     """Rows of the envelope over ``members``: at each point (all columns but ``over`` and the value columns)
     the member row with the best ``metric``; points where only some members ran use those that did.
     ``over`` may name swept columns too (e.g. ``[bps, rate]``: the best MCS of one system)."""
-    drop = {"metric", "value", "n", "chosen", *over}
+    from .results import STAT_COLUMNS
+
+    drop = {"metric", "value", "n", "chosen", *STAT_COLUMNS, *over}
 
     def point_key(r):
         return tuple(sorted((k, str(v)) for k, v in r.items() if k not in drop))

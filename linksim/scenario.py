@@ -45,9 +45,24 @@ class BlockCfg(_Strict):
     repeat: int | str | None = None
 
 
+class StopCfg(_Strict):
+    """Error-count stopping of a system's sweep points (as Sionna ``sim_ber``): stream test batches until the
+    sink of ``metric`` has counted ``target_errors`` errors (and at least ``min_samples`` samples ran), or
+    ``max_samples`` samples (at most the dataset's test split). With ``early_stop`` naming a sweep variable
+    (e.g. ``snr_db``), a point that ends at ``max_samples`` with no error skips the points of larger values of
+    that variable (the other sweep variables equal). Checked in :mod:`linksim.stopping`."""
+
+    metric: str
+    target_errors: int
+    max_samples: int
+    min_samples: int = 0
+    early_stop: str | None = None
+
+
 class SystemCfg(_Strict):
     description: str = ""
     samples: pydantic.PositiveInt | None = None  # frames per point for systems without a dataset
+    stop: StopCfg | None = None  # error-count stopping (replaces 'samples')
     test_samples: pydantic.PositiveInt | None = None  # cap on test samples for this system
     batch_size: pydantic.PositiveInt | None = None
     sweep: dict[str, list] = {}

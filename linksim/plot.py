@@ -100,7 +100,8 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
                 style = {"lw": 2.2, "ms": 3.5, "color": next(bold)}
             else:
                 style = {"lw": 1.5, "ms": 3.5, "color": colours[i % len(colours)]}
-            line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=lab,
+            ys = [p[1] if not logy or p[1] > 0 else float("nan") for p in pts]  # no error: nothing to draw on log axes
+            line, = ax.plot([p[0] for p in pts], ys, marker="o", label=lab,
                             ls=("-", "--", "-.", ":")[(i // len(colours)) % 4], **style)
             system_colour.setdefault(lab.split(" ")[0], line.get_color())
             band = [p for p in pts if p[2] == p[2] and p[3] == p[3] and (not logy or p[3] > 0)]
@@ -108,9 +109,10 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
                 lo = [p[2] if not logy or p[2] > 0 else p[3] / 10 for p in band]  # a zero lower end on log axes
                 ax.fill_between([p[0] for p in band], lo, [p[3] for p in band], color=line.get_color(), alpha=0.15,
                                 lw=0)
-        _reference_lines(ax, rows, metric, pats, spec, x, system_colour)
         if logy:
             ax.set_yscale("log")
+        floor = min((p[1] for pts in groups.values() for p in pts if p[1] > 0), default=None)
+        _reference_lines(ax, rows, metric, pats, spec, x, system_colour, floor / 100 if logy and floor else None)
         ax.set_xlabel(x)
         ax.set_ylabel(metric)
         ax.set_title(spec.get("title") or metric)
@@ -129,14 +131,17 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
     return written
 
 
-def _reference_lines(ax, rows, metric, pats, spec, x, system_colour) -> None:
-    """Dashed ``<metric>_normal_approx`` curves of the plotted systems (one per system and input)."""
+def _reference_lines(ax, rows, metric, pats, spec, x, system_colour, floor: float | None = None) -> None:
+    """Dashed ``<metric>_normal_approx`` curves of the plotted systems (one per system and input), drawn down
+    to ``floor`` (two decades under the smallest simulated value on log axes)."""
     ref = [r for r in rows if r["metric"] == metric + REF_SUFFIX and _num(r.get(x))
            and (not pats or any(fnmatch.fnmatchcase(str(r["system"]), p) for p in pats))
            and all(_same(r.get(k), v) for k, v in (spec.get("where") or {}).items())]
     curves: dict[tuple, list] = {}
     for r in ref:
-        curves.setdefault((str(r["system"]), str(r.get("input", ""))), []).append((float(r[x]), float(r["value"])))
+        v = float(r["value"])
+        curves.setdefault((str(r["system"]), str(r.get("input", ""))), []).append(
+            (float(r[x]), v if floor is None or v >= floor else float("nan")))
     for (system, inp), pts in curves.items():
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], ls="--" if inp != "gaussian" else ":", lw=1.2,

@@ -14,7 +14,7 @@ from .context import (
     reseed,
     resolve_device,
 )
-from .derive import check_envelopes, derived_rows
+from .derive import check_envelopes, check_normal_approx, derived_rows
 from .graph import Graph, _digest
 from .results import PointStore, run_info, write_csv, write_json
 from .stopping import StopRule, apply_early_stop, check_stop, early_stop_cause, execution_order, stop_sinks
@@ -56,6 +56,7 @@ class Plan:
     def validate(self, ctx: RunContext) -> int:
         """Build every graph at every sweep point (no training, no data pass). Returns graphs built."""
         check_envelopes(self.cfg, self.where)
+        check_normal_approx(self.cfg, self.where)
         n = 0
         for sname, (_, points) in self.systems.items():
             seen = set()

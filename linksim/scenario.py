@@ -92,6 +92,14 @@ class EnvelopeCfg(_Strict):
     over: list[str] = pydantic.Field(["system"], min_length=1)  # columns chosen over (system and/or swept ones)
 
 
+class NormalApproxCfg(_Strict):
+    """Finite-blocklength reference rows (``bler_normal_approx``, linksim.fbl) for coded-link systems: k, n
+    from the system's ldpc5g_encoder, the constellation from its qam_mapper, Es/N0 from its awgn channel."""
+
+    systems: list[str] = pydantic.Field(min_length=1)  # system names or glob patterns
+    inputs: list[Literal["constellation", "gaussian"]] = ["constellation", "gaussian"]
+
+
 class ScenarioCfg(_Strict):
     name: str
     description: str = ""
@@ -102,6 +110,7 @@ class ScenarioCfg(_Strict):
     defs: dict[str, Any] = {}  # free-form: YAML anchors reused by several systems (copied where used)
     plots: list[PlotCfg] = []
     envelopes: list[EnvelopeCfg] = []
+    normal_approx: list[NormalApproxCfg] = []
     systems: dict[str, SystemCfg]
 
     @pydantic.field_validator("systems")

@@ -47,7 +47,29 @@ class QAMMapper(Block):
         b = bits.reshape(bits.shape[0], -1).float()
         if self.pad:
             b = torch.cat([b, torch.zeros(b.shape[0], self.pad, device=b.device)], 1)
+        if self.p.bits_per_symbol <= 2:
+            return {"symbols": _map_bpsk_qpsk(b, self.mapper.constellation.points, self.p.bits_per_symbol)}
         return {"symbols": self.mapper(b)}
+
+
+# BPSK and Gray QPSK in closed form (Sionna's mapping and exact APP LLRs: bit 0 -> +a on the real axis, bit 1
+# of QPSK on the imaginary axis). Sionna's generic Mapper/Demapper compare every received symbol with every
+# point (logsumexp), which dominates an uncoded chain on CPU; tests check both paths agree.
+def _map_bpsk_qpsk(b: torch.Tensor, points: torch.Tensor, m: int) -> torch.Tensor:
+    a = float(points[0].real)
+    s = a * (1.0 - 2.0 * b)
+    if m == 1:
+        return torch.complex(s, torch.zeros_like(s))
+    return torch.complex(s[:, 0::2].contiguous(), s[:, 1::2].contiguous())
+
+
+def _llr_bpsk_qpsk(y: torch.Tensor, nvar: torch.Tensor, points: torch.Tensor, m: int) -> torch.Tensor:
+    """Exact APP LLRs log p(1)/p(0) (equal to max-log for these constellations)."""
+    a = float(points[0].real)
+    g = (-4.0 * a) / nvar.real.float()
+    if m == 1:
+        return g * y.real
+    return torch.stack([g * y.real, g * y.imag], -1).reshape(y.shape[0], -1)
 
 
 class QAMDemapper(Block):
@@ -84,6 +106,10 @@ class QAMDemapper(Block):
         if nvar is None:
             nvar = torch.full(y.shape, 10 ** (-self.p.snr_db / 10), device=y.device)
         b = y.shape[0]
-        llr = self.demapper(y.reshape(b, -1), nvar.reshape(b, -1))
+        if self.p.bits_per_symbol <= 2:
+            llr = _llr_bpsk_qpsk(y.reshape(b, -1), nvar.reshape(b, -1), self.demapper.constellation.points,
+                                 self.p.bits_per_symbol)
+        else:
+            llr = self.demapper(y.reshape(b, -1), nvar.reshape(b, -1))
         llr = llr.reshape(b, -1)[:, : self.L]
         return {"llr": llr, "bits": (llr > 0).float()}

@@ -8,8 +8,9 @@ approximately
 with C the capacity and V the dispersion (variance of the information density) of one channel use, both in
 bits. Here one use is one complex symbol over complex AWGN at Es/N0 = ``snr_db``:
 
-* Gaussian input (closed form): C = log2(1 + rho), V = rho (rho + 2) / (rho + 1)^2 * log2(e)^2 (twice the
-  real-AWGN dispersion at the same SNR per real dimension);
+* Gaussian input / no input constraint (closed form): C = log2(1 + rho), V = rho (rho + 2) / (rho + 1)^2 *
+  log2(e)^2, twice the real-AWGN dispersion of PPV at the same SNR per real dimension (the variance of the
+  information density w.r.t. the capacity-achieving output distribution for inputs on the power shell);
 * the constellation actually used (Sionna's BPSK/QAM points, uniform input): C = E[i(X;Y)],
   V = Var[i(X;Y)] with i(x;y) = log2 p(y|x)/p(y), averaged over the M points and over the complex noise by
   Gauss-Hermite quadrature (``numpy.polynomial.hermite_e``). SciPy has no routine for the constrained

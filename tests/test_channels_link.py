@@ -90,3 +90,29 @@ def test_bit_channels_sionna_sampler_same_statistics(chan):
     x, llr = v[("src", "bits")], v[("ch", "llr")]
     hit = (llr == 0) if chan == "bec" else ((llr > 0).float() != x)
     assert abs(float(hit.float().mean()) - 0.2) < 0.015
+
+
+def test_closed_form_bpsk_qpsk_paths_match_sionna():
+    """The BPSK/QPSK mapper and APP demapper in closed form give Sionna's symbols and LLRs."""
+    from sionna.phy.mapping import Demapper, Mapper
+
+    from linksim.link.mapping import _llr_bpsk_qpsk, _map_bpsk_qpsk
+
+    g = torch.Generator().manual_seed(0)
+    for kind, m in (("pam", 1), ("qam", 2)):
+        mp, dm = Mapper(kind, m), Demapper("app", kind, m)
+        b = torch.randint(0, 2, (7, 24), generator=g).float()
+        x = _map_bpsk_qpsk(b, mp.constellation.points, m)
+        assert torch.equal(x, mp(b))
+        y = x + 0.6 * torch.randn(x.shape, dtype=torch.complex64, generator=g)
+        nv = torch.rand(y.shape, generator=g) + 0.2
+        assert torch.allclose(_llr_bpsk_qpsk(y, nv, dm.constellation.points, m), dm(y, nv), rtol=1e-5, atol=1e-5)
+
+
+def test_generator_matrix_encoder_gives_sionnas_codewords():
+    from linksim.link.ldpc import _encoder, _generator
+
+    g = torch.Generator().manual_seed(1)
+    for k, n in ((40, 80), (100, 300), (128, 256)):
+        u = torch.randint(0, 2, (50, k), generator=g).float()
+        assert torch.equal(torch.remainder(u @ _generator(k, n, "cpu"), 2.0), _encoder(k, n, "cpu")(u))

@@ -90,3 +90,23 @@ def bler_normal_approx(n: float, k: float, snr_db: float, bits_per_symbol: int |
     else:
         c, v = constrained_cv(snr_db, constellation(bits_per_symbol))
     return normal_approx_bler(n, k, c, v)
+
+
+def snr_at_bler(n: float, k: float, target: float, bits_per_symbol: int | None = None,
+                lo: float = -10.0, hi: float = 30.0) -> float:
+    """Es/N0 (dB) where the normal approximation reaches BLER ``target`` (``scipy.optimize.brentq``)."""
+    from scipy.optimize import brentq
+
+    return float(brentq(lambda s: bler_normal_approx(n, k, s, bits_per_symbol) - target, lo, hi, xtol=1e-4))
+
+
+def crossing(snr_db, bler, target: float) -> float:
+    """Es/N0 where a simulated BLER curve first falls to ``target``: linear interpolation of log(BLER)
+    between the two bracketing points (nan if the curve never brackets it)."""
+    pts = sorted((float(s), float(b)) for s, b in zip(snr_db, bler) if b == b)
+    for (s0, b0), (s1, b1) in zip(pts, pts[1:]):
+        if b0 >= target > b1:
+            if b1 <= 0:
+                return s1
+            return s0 + (s1 - s0) * math.log(b0 / target) / math.log(b0 / b1)
+    return float("nan")

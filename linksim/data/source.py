@@ -88,7 +88,8 @@ class BitSource(Block):
 
     def forward(self):
         n = self.ctx.batch.size
-        return {"bits": torch.randint(0, 2, (n, self.p.bits_per_sample), device=self.ctx.device).float()}
+        # drawn directly as float32 (the same values as int64 + .float(), one pass less)
+        return {"bits": torch.randint(0, 2, (n, self.p.bits_per_sample), device=self.ctx.device, dtype=torch.float32)}
 
 
 class PixelNoise(Impairment, Block):

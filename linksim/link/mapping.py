@@ -57,19 +57,19 @@ class QAMMapper(Block):
 # point (logsumexp), which dominates an uncoded chain on CPU; tests check both paths agree.
 def _map_bpsk_qpsk(b: torch.Tensor, points: torch.Tensor, m: int) -> torch.Tensor:
     a = float(points[0].real)
-    s = a * (1.0 - 2.0 * b)
-    if m == 1:
-        return torch.complex(s, torch.zeros_like(s))
-    return torch.complex(s[:, 0::2].contiguous(), s[:, 1::2].contiguous())
+    if m == 2:  # bit pairs are (real, imaginary) already: a * (1 - 2 b) viewed as complex
+        return torch.view_as_complex(torch.mul(b, -2.0 * a).add_(a).reshape(b.shape[0], -1, 2))
+    out = torch.zeros(*b.shape, 2, device=b.device)
+    torch.mul(b, -2.0 * a, out=out[..., 0]).add_(a)
+    return torch.view_as_complex(out)
 
 
 def _llr_bpsk_qpsk(y: torch.Tensor, nvar: torch.Tensor, points: torch.Tensor, m: int) -> torch.Tensor:
     """Exact APP LLRs log p(1)/p(0) (equal to max-log for these constellations)."""
     a = float(points[0].real)
-    g = (-4.0 * a) / nvar.real.float()
     if m == 1:
-        return g * y.real
-    return torch.stack([g * y.real, g * y.imag], -1).reshape(y.shape[0], -1)
+        return torch.div(y.real, nvar).mul_(-4.0 * a)
+    return torch.div(torch.view_as_real(y), nvar.unsqueeze(-1)).mul_(-4.0 * a).reshape(y.shape[0], -1)
 
 
 class QAMDemapper(Block):

@@ -16,7 +16,8 @@ from .context import (
 )
 from .derive import check_envelopes, check_normal_approx, derived_rows
 from .graph import Graph, _digest
-from .results import PointStore, run_info, write_csv, write_json
+from .errors import UserError
+from .results import BASE_COLUMNS, STAT_COLUMNS, PointStore, run_info, write_csv, write_json
 from .stopping import StopRule, apply_early_stop, check_stop, early_stop_cause, execution_order, stop_sinks
 from .scenario import (
     ScenarioCfg,
@@ -25,6 +26,9 @@ from .scenario import (
     system_nodes,
     system_sweep,
 )
+
+
+RESERVED = set(BASE_COLUMNS + STAT_COLUMNS)  # row keys a sweep variable would overwrite
 
 
 def raw_resolved(cfg: ScenarioCfg) -> dict:
@@ -41,6 +45,11 @@ class Plan:
         self.systems: dict[str, tuple[dict, list[dict]]] = {}
         for sname in cfg.systems:
             sweep = system_sweep(cfg, sname, where)
+            for var in sweep:
+                if var in RESERVED:
+                    key = f"systems.{sname}.sweep.{var}" if var in cfg.systems[sname].sweep else f"sweep.{var}"
+                    raise UserError(f"'{var}' is a results.csv column; give the sweep variable another name",
+                                    f"{where}: {key}")
             check_stop(cfg, sname, sweep, where)
             self.systems[sname] = (sweep, sweep_points(sweep))
         self.sweep_vars: list[str] = []

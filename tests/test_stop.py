@@ -100,3 +100,11 @@ def test_early_stop_groups_by_the_other_sweep_variables(tmp_path):
     assert [k for k in ber] == [(20, 1), (20, 2), (14, 1), (14, 2), (4, 1), (4, 2)]
     assert ber[(14, 1)]["stopped_by"] == "max_samples" and ber[(20, 1)]["stopped_by"] == "early_stop"
     assert ber[(14, 2)]["stopped_by"] == "max_samples" and ber[(20, 2)]["stopped_by"] == "early_stop"
+
+
+def test_sweep_variable_named_like_a_result_column_is_refused(tmp_path, capsys):
+    p = write(tmp_path, TEXT.replace("sweep: {snr_db: [0, 4, 9, 14, 20]}", "sweep: {snr_db: [0], n: [8]}").replace(
+        "bits_per_sample: 50", "bits_per_sample: $n"))
+    assert main(["validate", p]) == 2
+    err = capsys.readouterr().err
+    assert "sweep.n" in err and "results.csv column" in err

@@ -72,3 +72,21 @@ def test_success_rates_mirror_the_error_interval():
     err = Rate(errors=30, trials=200)
     assert acc.value == pytest.approx(0.85)
     assert acc.interval() == pytest.approx((1 - err.interval()[1], 1 - err.interval()[0]))
+
+
+def test_plot_draws_intervals_and_reference_curves(tmp_path):
+    """A BLER plot with interval bands, a zero-error point and normal-approximation rows renders."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from linksim.plot import plot_rows
+
+    rows = []
+    for snr, (v, lo, hi) in {1.0: (0.5, 0.4, 0.6), 2.0: (0.05, 0.03, 0.08), 3.0: (0.0, 0.0, 0.01)}.items():
+        rows.append({"system": "c", "snr_db": snr, "metric": "bler", "value": v, "n": 100, "errors": int(v * 100),
+                     "ci_low": lo, "ci_high": hi})
+        for inp, f in (("QPSK", 0.1), ("gaussian", 0.05)):
+            rows.append({"system": "c", "snr_db": snr, "input": inp, "metric": "bler_normal_approx",
+                         "value": f * v + 1e-9, "n": 0})
+    out = plot_rows(rows, tmp_path, ["snr_db"])
+    assert [p.name for p in out] == ["bler.png"] and out[0].stat().st_size > 5000

@@ -34,7 +34,7 @@ systems:
     batch_size: {batch}
     stop: {{metric: ber, target_errors: 1000000000000, max_samples: {frames}}}
     blocks:
-      src:   {{type: bit_source, params: {{bits_per_sample: {frame_bits}}}}}
+      src:   {{type: bit_source, params: {{bits_per_sample: {frame_bits}, packed: true}}}}
       map:   {{type: qam_mapper, params: {{bits_per_symbol: {m}}}, inputs: {{bits: src.bits}}}}
       chan:  {{type: awgn, params: {{snr_db: $snr_db}}, inputs: {{x: map.symbols}}}}
       demap: {{type: qam_demapper, params: {{bits_per_symbol: {m}}}, inputs: {{y: chan.y, nvar: chan.nvar}}}}

@@ -320,15 +320,21 @@ class CodecStats(Block):
             if v is not None:
                 self.acc[k].append(v.reshape(-1).float().cpu())
 
+    def error_counts(self):
+        return {"fallback_rate": int(sum(float((v > 0.5).sum()) for v in self.acc["fallback"]))}
+
     def compute(self):
         cat = {k: torch.cat(v) for k, v in self.acc.items() if v}
-        rows = [Metric("fallback_rate", float(cat["fallback"].mean()), len(cat["fallback"]))]
+        fb = cat["fallback"] > 0.5
+        rows = [Metric.rate("fallback_rate", int(fb.sum()), len(fb), value=float(cat["fallback"].mean()))]
         if "fit" in cat:
-            rows.append(Metric("codec_fit_rate", float(cat["fit"].mean()), len(cat["fit"])))
+            fit = cat["fit"] > 0.5
+            rows.append(Metric.rate("codec_fit_rate", int((~fit).sum()), len(fit), success=True,
+                                    value=float(cat["fit"].mean())))
         fitted = cat["fit"] > 0.5 if "fit" in cat else None
         for k, name in (("payload_bits", "payload_bits"), ("quality", "codec_quality")):
             if k in cat:
                 v = cat[k][fitted] if fitted is not None else cat[k]
                 v = v[v >= 0]
-                rows.append(Metric(name, float(v.mean()) if len(v) else float("nan"), len(v)))
+                rows.append(Metric.mean(name, v) if len(v) else Metric(name, float("nan"), 0))
         return rows

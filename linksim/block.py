@@ -66,12 +66,42 @@ class Port:
 
 @dataclasses.dataclass
 class Metric:
-    """One result row produced by a sink: ``labels`` add or override columns (e.g. ``system``, ``layer``)."""
+    """One result row produced by a sink: ``labels`` add or override columns (e.g. ``system``, ``layer``).
+
+    ``stat`` (:mod:`linksim.stats`) carries what the row's 95 % confidence interval needs: a ``Rate``
+    (errors among trials, optionally per frame) or a ``Mean`` (count, sum, sum of squares of per-unit
+    values). Rows without one (counts, figures such as ``effective_features``) get an empty interval. Build
+    rows with a statistic through :meth:`rate` and :meth:`mean`, which also set ``value`` and ``n``.
+    """
 
     name: str
     value: float
     n: int
     labels: dict = dataclasses.field(default_factory=dict)
+    stat: Any = None  # linksim.stats.Rate | linksim.stats.Mean | None
+
+    @classmethod
+    def rate(cls, name: str, errors: int, trials: int, labels: dict | None = None, *, frames: int | None = None,
+             frame_sq: float | None = None, success: bool = False, value: float | None = None) -> "Metric":
+        """An error rate errors/trials (``success``: 1 - errors/trials, e.g. accuracy); ``frames`` and
+        ``frame_sq`` (sum of squared per-frame error counts) make frames the unit of the interval.
+        ``value`` overrides the reported value (e.g. a float32 figure kept as earlier runs printed it)."""
+        from .stats import Rate
+
+        st = Rate(int(errors), int(trials), frames, frame_sq, success)
+        return cls(name, st.value if value is None else float(value), int(trials), dict(labels or {}), st)
+
+    @classmethod
+    def mean(cls, name: str, values, labels: dict | None = None) -> "Metric":
+        """The mean of per-unit values (1-D tensor or array); a tensor's value is its own ``mean()`` (as
+        earlier runs printed it), the interval is computed in float64."""
+        from .stats import Mean
+
+        value = float(values.mean()) if hasattr(values, "detach") and values.numel() else None
+        if hasattr(values, "detach"):
+            values = values.detach().cpu().double().numpy()
+        st = Mean.of(values)
+        return cls(name, st.value if value is None else value, st.count, dict(labels or {}), st)
 
 
 class Impairment:
@@ -228,6 +258,11 @@ class Block:
 
     def compute(self) -> list[Metric]:
         return []
+
+    def error_counts(self) -> dict[str, int]:
+        """Sinks of error rates: the running error count of each metric they count errors for (after
+        ``reset``, before any batch, the keys alone); stop rules (``stop.metric``) read it after each batch."""
+        return {}
 
 
 class ModelState:

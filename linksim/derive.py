@@ -1,4 +1,5 @@
-"""Derived curves computed from the rows of a run: envelopes (best of several systems at each point).
+"""Derived curves computed from the rows of a run: envelopes (best of several systems at each point) and
+the finite-blocklength reference of coded links (``bler_normal_approx``, :mod:`linksim.fbl`).
 
 An envelope is what a designer with a free choice among systems would get at each channel condition, e.g.
 the SSCC envelope = per SNR the MCS with the highest mean PSNR. The choice is made per sweep point (all
@@ -41,7 +42,9 @@ def envelope_rows(rows: list[dict], name: str, members: list[str], metric: str, 
     """Rows of the envelope over ``members``: at each point (all columns but ``over`` and the value columns)
     the member row with the best ``metric``; points where only some members ran use those that did.
     ``over`` may name swept columns too (e.g. ``[bps, rate]``: the best MCS of one system)."""
-    drop = {"metric", "value", "n", "chosen", *over}
+    from .results import STAT_COLUMNS
+
+    drop = {"metric", "value", "n", "chosen", *STAT_COLUMNS, *over}
 
     def point_key(r):
         return tuple(sorted((k, str(v)) for k, v in r.items() if k not in drop))
@@ -70,9 +73,64 @@ def envelope_rows(rows: list[dict], name: str, members: list[str], metric: str, 
     return out
 
 
+def coded_link(cfg, sname: str, point: dict, key: str) -> dict:
+    """k, n, bits per symbol and Es/N0 of a coded link (ldpc5g_encoder -> qam_mapper -> awgn) at a point."""
+    from .scenario import system_nodes
+
+    found: dict[str, list] = {"ldpc5g_encoder": [], "qam_mapper": [], "awgn": []}
+    for node in system_nodes(cfg, sname, point):
+        if node.type in found:
+            found[node.type].append(node.params)
+    if any(len(v) != 1 for v in found.values()):
+        have = ", ".join(f"{len(v)} {t}" for t, v in found.items())
+        raise UserError(f"the normal approximation needs one ldpc5g_encoder, qam_mapper and awgn block in system "
+                        f"'{sname}' (it has {have})", key)
+    enc, mapper, chan = (found[t][0] for t in found)
+    bps = int(mapper.get("bits_per_symbol"))
+    try:
+        k, n, snr = int(enc["k"]), int(enc["n"]), float(chan["snr_db"])
+    except (KeyError, TypeError, ValueError):
+        raise UserError(f"system '{sname}': k, n of ldpc5g_encoder and snr_db of awgn must be numbers", key) from None
+    if n % bps:
+        raise UserError(f"system '{sname}': n={n} coded bits do not fill whole symbols of {bps} bits", key)
+    return {"k": k, "uses": n // bps, "bits_per_symbol": bps, "snr_db": snr}
+
+
+def check_normal_approx(cfg, where: str) -> None:
+    from .scenario import sweep_points, system_sweep
+
+    for i, na in enumerate(cfg.normal_approx):
+        key = f"{where}: normal_approx.{i}.systems"
+        for sname in match_systems(na.systems, list(cfg.systems), key):
+            for point in sweep_points(system_sweep(cfg, sname, where)):
+                coded_link(cfg, sname, point, key)
+
+
+def normal_approx_rows(cfg) -> list[dict]:
+    """``bler_normal_approx`` rows (value = approximate best BLER per codeword, n = 0: not simulated) for
+    every point of the listed systems, per input: the constellation used (named as in ``input``) and/or
+    Gaussian; ``blocklength`` (complex channel uses) and ``info_bits`` say what was approximated."""
+    from .fbl import bler_normal_approx
+    from .link.mapping import _BPS
+    from .scenario import sweep_points, system_sweep
+
+    out = []
+    for na in cfg.normal_approx:
+        for sname in match_systems(na.systems, list(cfg.systems), "normal_approx"):
+            for point in sweep_points(system_sweep(cfg, sname, "normal_approx")):
+                link = coded_link(cfg, sname, point, "normal_approx")
+                for inp in na.inputs:
+                    bps = link["bits_per_symbol"] if inp == "constellation" else None
+                    eps = bler_normal_approx(link["uses"], link["k"], link["snr_db"], bps)
+                    out.append({"system": sname, **point, "input": _BPS[bps] if bps else "gaussian",
+                                "blocklength": link["uses"], "info_bits": link["k"],
+                                "metric": "bler_normal_approx", "value": eps, "n": 0})
+    return out
+
+
 def derived_rows(cfg, rows: list[dict]) -> list[dict]:
     out = []
     for env in cfg.envelopes:
         members = match_systems(env.systems, list(cfg.systems), "envelopes")
         out += envelope_rows(rows, env.name, members, env.metric, env.mode, env.over)
-    return out
+    return out + normal_approx_rows(cfg)

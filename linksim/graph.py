@@ -397,15 +397,22 @@ class Graph:
                 cache.put(key, blk.state())
 
     # ---------------------------------------------------------------- evaluation
-    def evaluate(self, n: int, batch_size: int, progress_bar=None) -> None:
+    def evaluate(self, n: int, batch_size: int, progress_bar=None, stop: Callable[[int], bool] | None = None) -> int:
+        """Run up to ``n`` test samples through the graph; ``stop(samples_so_far)``, asked after every batch,
+        may end the pass early (error-count stopping). Returns the number of samples used."""
         for blk in self.blocks.values():
             if blk.is_sink:
                 blk.reset()
+        used = 0
         with torch.no_grad():
             for b in self.batches("test", n, batch_size):
                 self.run_batch(b)
+                used += b.size
                 if progress_bar is not None:
                     progress_bar.update(b.size)
+                if stop is not None and stop(used):
+                    break
+        return used
 
     def reports(self) -> dict[str, float]:
         """Per-sample figures summed over blocks (e.g. channel uses of all links of a system)."""

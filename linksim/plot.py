@@ -1,4 +1,9 @@
-"""One PNG per metric (x = first swept variable, one line per system/other label), or as the scenario says."""
+"""One PNG per metric (x = first swept variable, one line per system/other label), or as the scenario says.
+
+Rows with a 95 % interval (``ci_low``/``ci_high``) are drawn with a shaded band; rows of
+``<metric>_normal_approx`` (finite-blocklength reference, :mod:`linksim.fbl`) of the plotted systems are
+drawn on the plot of ``<metric>`` as dashed lines in the colour of their system.
+"""
 from __future__ import annotations
 
 import fnmatch
@@ -6,9 +11,17 @@ import sys
 import io
 from pathlib import Path
 
-from .results import BASE_COLUMNS, atomic_write, read_csv
+from .results import BASE_COLUMNS, STAT_COLUMNS, atomic_write, read_csv
 
 LOG_METRICS = {"ber", "bler"}
+REF_SUFFIX = "_normal_approx"
+
+
+def _ci(r) -> tuple[float, float]:
+    try:
+        return float(r["ci_low"]), float(r["ci_high"])
+    except (KeyError, TypeError, ValueError):
+        return float("nan"), float("nan")
 
 
 def _num(v):
@@ -32,7 +45,7 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
     out_dir = Path(out_dir)
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
     if not specs:
-        specs = [{"metric": m} for m in metrics]
+        specs = [{"metric": m} for m in metrics if not m.endswith(REF_SUFFIX)]
     written = []
     for spec in specs:
         metric = spec["metric"]
@@ -47,13 +60,13 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
         if not sel:
             continue
         label_cols = spec.get("lines") or [c for c in dict.fromkeys(k for r in sel for k in r)
-                                           if c not in BASE_COLUMNS + [x, "chosen"] and c not in (spec.get("where") or {})
+                                           if c not in BASE_COLUMNS + STAT_COLUMNS + [x, "chosen"] and c not in (spec.get("where") or {})
                                            and len({str(r.get(c)) for r in sel}) > 1]
         if "system" not in label_cols and len({r["system"] for r in sel}) > 1:
             label_cols = ["system"] + label_cols
         keyed: dict[tuple, list] = {}
         for r in sel:
-            keyed.setdefault(tuple(r.get(c) for c in label_cols), []).append((float(r[x]), float(r["value"])))
+            keyed.setdefault(tuple(r.get(c) for c in label_cols), []).append((float(r[x]), float(r["value"]), *_ci(r)))
         if any(len({p[0] for p in pts}) > 1 for pts in keyed.values()):
             # a group with a single x value is not a curve (e.g. another system swept over other variables)
             keyed = {k: v for k, v in keyed.items() if len({p[0] for p in v}) > 1}
@@ -73,9 +86,13 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
                 thin.add(lab)  # one of many curves of a system (e.g. one per MCS): drawn thin, the rest bold
         if thin == set(groups):
             thin = set()  # every system has several curves: all drawn alike
+        logy = spec.get("logy")
+        if logy is None:
+            logy = metric in LOG_METRICS
         fig, ax = plt.subplots(figsize=(9.5 if len(groups) > 6 else 7, 4.8))
         colours = plt.get_cmap("tab20" if len(groups) > 10 else "tab10").colors
         bold = iter(["black", "tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown"] * 4)
+        system_colour: dict[str, str] = {}
         for i, (lab, pts) in enumerate(groups.items()):
             pts.sort()
             if lab in thin:
@@ -84,13 +101,19 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
                 style = {"lw": 2.2, "ms": 3.5, "color": next(bold)}
             else:
                 style = {"lw": 1.5, "ms": 3.5, "color": colours[i % len(colours)]}
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=lab,
-                    ls=("-", "--", "-.", ":")[(i // len(colours)) % 4], **style)
-        logy = spec.get("logy")
-        if logy is None:
-            logy = metric in LOG_METRICS
+            ys = [p[1] if not logy or p[1] > 0 else float("nan") for p in pts]  # no error: nothing to draw on log axes
+            line, = ax.plot([p[0] for p in pts], ys, marker="o", label=lab,
+                            ls=("-", "--", "-.", ":")[(i // len(colours)) % 4], **style)
+            system_colour.setdefault(lab.split(" ")[0], line.get_color())
+            band = [p for p in pts if p[2] == p[2] and p[3] == p[3] and (not logy or p[3] > 0)]
+            if band:
+                lo = [p[2] if not logy or p[2] > 0 else p[3] / 10 for p in band]  # a zero lower end on log axes
+                ax.fill_between([p[0] for p in band], lo, [p[3] for p in band], color=line.get_color(), alpha=0.15,
+                                lw=0)
         if logy:
             ax.set_yscale("log")
+        floor = min((p[1] for pts in groups.values() for p in pts if p[1] > 0), default=None)
+        _reference_lines(ax, rows, metric, pats, spec, x, system_colour, floor / 100 if logy and floor else None)
         ax.set_xlabel(x)
         ax.set_ylabel(metric)
         ax.set_title(spec.get("title") or metric)
@@ -107,6 +130,23 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
         atomic_write(path, buf.getvalue())
         written.append(path)
     return written
+
+
+def _reference_lines(ax, rows, metric, pats, spec, x, system_colour, floor: float | None = None) -> None:
+    """Dashed ``<metric>_normal_approx`` curves of the plotted systems (one per system and input), drawn down
+    to ``floor`` (two decades under the smallest simulated value on log axes)."""
+    ref = [r for r in rows if r["metric"] == metric + REF_SUFFIX and _num(r.get(x))
+           and (not pats or any(fnmatch.fnmatchcase(str(r["system"]), p) for p in pats))
+           and all(_same(r.get(k), v) for k, v in (spec.get("where") or {}).items())]
+    curves: dict[tuple, list] = {}
+    for r in ref:
+        v = float(r["value"])
+        curves.setdefault((str(r["system"]), str(r.get("input", ""))), []).append(
+            (float(r[x]), v if floor is None or v >= floor else float("nan")))
+    for (system, inp), pts in curves.items():
+        pts.sort()
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], ls="--" if inp != "gaussian" else ":", lw=1.2,
+                color=system_colour.get(system, "grey"), label=f"{system} normal approx. ({inp})")
 
 
 def plot_path(target: str | Path) -> list[Path]:
@@ -141,5 +181,5 @@ def plot_path(target: str | Path) -> list[Path]:
         except Exception as e:  # a damaged run.json: plot every metric the default way
             print(f"linksim: warning: {info}: ignored ({type(e).__name__}); default plots", file=sys.stderr)
             specs, sweep_vars = None, []
-    sweep_vars += [c for c in header if c not in BASE_COLUMNS and c not in sweep_vars]
+    sweep_vars += [c for c in header if c not in BASE_COLUMNS + STAT_COLUMNS and c not in sweep_vars]
     return plot_rows(rows, csv_path.parent, sweep_vars, specs)

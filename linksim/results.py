@@ -17,6 +17,8 @@ from pathlib import Path
 from .errors import UserError
 
 BASE_COLUMNS = ["system", "metric", "value", "n"]
+# after ``n`` when present: errors counted (rates), 95 % interval (linksim.stats), stop rule outcome
+STAT_COLUMNS = ["errors", "ci_low", "ci_high", "samples", "stopped_by"]
 
 
 def atomic_write(path: str | Path, data: str | bytes) -> None:
@@ -50,10 +52,11 @@ def columns_for(rows: list[dict], sweep_vars: list[str]) -> list[str]:
     extra = []
     for r in rows:
         for k in r:
-            if k not in BASE_COLUMNS and k not in sweep_vars and k not in extra:
+            if k not in BASE_COLUMNS and k not in STAT_COLUMNS and k not in sweep_vars and k not in extra:
                 extra.append(k)
     present = [v for v in sweep_vars if any(v in r for r in rows)]
-    return ["system"] + present + extra + ["metric", "value", "n"]
+    tail = [c for c in STAT_COLUMNS if any(c in r for r in rows)]
+    return ["system"] + present + extra + ["metric", "value", "n"] + tail
 
 
 def write_csv(path: str | Path, rows: list[dict], sweep_vars: list[str]) -> None:
@@ -76,7 +79,7 @@ def read_csv(path: str | Path) -> list[dict]:
             if v == "":
                 continue
             try:
-                d[k] = int(v) if k == "n" else float(v)
+                d[k] = int(v) if k in ("n", "errors", "samples") else float(v)
             except ValueError:
                 d[k] = v
         out.append(d)
@@ -157,7 +160,7 @@ CONFIG_FILE = "config.json"  # written before the first point: which configurati
 def config_fingerprint(raw: dict, quick: bool) -> str:
     """What decides a run's numbers: the resolved scenario without its presentation (name, descriptions,
     plots, the quick section, derived envelopes) and whether it ran with --quick."""
-    keep = {k: v for k, v in raw.items() if k not in ("name", "description", "plots", "quick", "defs", "envelopes")}
+    keep = {k: v for k, v in raw.items() if k not in ("name", "description", "plots", "quick", "defs", "envelopes", "normal_approx")}
     systems = keep.get("systems")
     if isinstance(systems, dict):
         keep["systems"] = {k: ({a: b for a, b in v.items() if a != "description"} if isinstance(v, dict) else v)

@@ -14,11 +14,21 @@ from .context import (
     reseed,
     resolve_device,
 )
-from .derive import check_envelopes, derived_rows
+from .derive import check_envelopes, check_normal_approx, derived_rows
 from .errors import UserError
 from .graph import Graph, _digest
 from .interrupt import Interrupted, check_interrupt, graceful
-from .results import PointStore, config_fingerprint, prepare_out, run_info, write_csv, write_json
+from .results import (
+    BASE_COLUMNS,
+    STAT_COLUMNS,
+    PointStore,
+    config_fingerprint,
+    prepare_out,
+    run_info,
+    write_csv,
+    write_json,
+)
+from .stopping import StopRule, apply_early_stop, check_stop, early_stop_cause, execution_order, stop_sinks
 from .scenario import (
     ScenarioCfg,
     load_scenario,
@@ -26,6 +36,9 @@ from .scenario import (
     system_nodes,
     system_sweep,
 )
+
+
+RESERVED = set(BASE_COLUMNS + STAT_COLUMNS)  # row keys a sweep variable would overwrite
 
 
 def raw_resolved(cfg: ScenarioCfg) -> dict:
@@ -45,6 +58,12 @@ class Plan:
         self.systems: dict[str, tuple[dict, list[dict]]] = {}
         for sname in cfg.systems:
             sweep = system_sweep(cfg, sname, where)
+            for var in sweep:
+                if var in RESERVED:
+                    key = f"systems.{sname}.sweep.{var}" if var in cfg.systems[sname].sweep else f"sweep.{var}"
+                    raise UserError(f"'{var}' is a results.csv column; give the sweep variable another name",
+                                    f"{where}: {key}")
+            check_stop(cfg, sname, sweep, where)
             self.systems[sname] = (sweep, sweep_points(sweep))
         self.sweep_vars: list[str] = []
         for sweep, _ in self.systems.values():
@@ -59,6 +78,7 @@ class Plan:
     def validate(self, ctx: RunContext) -> int:
         """Build every graph at every sweep point (no training, no data pass). Returns graphs built."""
         check_envelopes(self.cfg, self.where)
+        check_normal_approx(self.cfg, self.where)
         n = 0
         for sname, (_, points) in self.systems.items():
             seen = set()
@@ -68,8 +88,11 @@ class Plan:
                 if sig in seen:
                     continue
                 seen.add(sig)
-                g = self.graph(sname, point, ctx)
-                self._check_batch_memory(sname, g)
+                graph = self.graph(sname, point, ctx)
+                self._check_batch_memory(sname, graph)
+                st = self.cfg.systems[sname].stop
+                if st is not None:
+                    stop_sinks(graph, st.metric, f"{self.where}: systems.{sname}.stop.metric")
                 n += 1
         return n
 
@@ -131,18 +154,25 @@ def run_point(plan: Plan, sname: str, point: dict, ctx: RunContext) -> list[dict
     bs = sys_cfg.batch_size or cfg.data.batch_size
     graph = train_point(plan, sname, point, ctx)
     reseed(derive_seed(cfg.seed, sname, sorted(point.items())))
-    n = graph.num_samples("test", sys_cfg.samples)
+    st = sys_cfg.stop
+    n = graph.num_samples("test", st.max_samples if st is not None else sys_cfg.samples)
+    if st is not None:
+        n = min(n, st.max_samples)
     if sys_cfg.test_samples is not None:
         n = min(n, sys_cfg.test_samples)
+    rule = None
+    if st is not None:
+        rule = StopRule(st, stop_sinks(graph, st.metric, f"{plan.where}: systems.{sname}.stop.metric"), n)
     desc = f"{sname} " + " ".join(f"{k}={v}" for k, v in point.items())
     with _tqdm(n, desc, ctx.progress) as bar:
-        graph.evaluate(n, bs, bar)
+        used = graph.evaluate(n, bs, bar, rule)
+    stop_cols = {"samples": used, "stopped_by": rule.reason} if rule is not None else {}
     rows = []
     for blk in graph.blocks.values():
         if blk.is_sink:
             for m in blk.compute():
                 rows.append({"system": sname, **point, **m.labels, "metric": m.name, "value": float(m.value),
-                             "n": int(m.n)})
+                             "n": int(m.n), **stat_columns(m), **stop_cols})
     # per-sample figures; "key|label" -> rows with scheme=label (several schemes in one graph)
     by_label: dict[str, dict[str, float]] = {}
     for key, v in graph.reports().items():
@@ -154,16 +184,31 @@ def run_point(plan: Plan, sname: str, point: dict, ctx: RunContext) -> list[dict
         tag = {"system": sname, **point, **({"scheme": label} if label else {})}
         for key in ("bits_per_sample", "channel_uses_per_sample"):
             if key in rep:
-                rows.append({**tag, "metric": key, "value": rep[key], "n": n})
+                rows.append({**tag, "metric": key, "value": rep[key], "n": used})
         if rep.get("nodes") and "bits_per_sample" in rep:
-            rows.append({**tag, "metric": "bits_per_node", "value": rep["bits_per_sample"] / rep["nodes"], "n": n})
+            rows.append({**tag, "metric": "bits_per_node", "value": rep["bits_per_sample"] / rep["nodes"], "n": used})
         if rep.get("channel_uses_per_sample") and rep.get("source_dims"):
             rows.append({**tag, "metric": "bandwidth_ratio",
-                         "value": rep["channel_uses_per_sample"] / rep["source_dims"], "n": n})
+                         "value": rep["channel_uses_per_sample"] / rep["source_dims"], "n": used})
     for r in rows:
         if isinstance(r["value"], float) and math.isinf(r["value"]):
             r["value"] = float("nan")
     return rows
+
+
+def stop_info(cfg, early: list) -> dict:
+    """run.json: the stop rules of the systems that have one and the points early stop skipped."""
+    rules = {s: c.stop.model_dump() for s, c in cfg.systems.items() if c.stop is not None}
+    return {**({"stop_rules": rules} if rules else {}), **({"early_stopped": early} if early else {})}
+
+
+def stat_columns(m) -> dict:
+    """``errors`` (rates) and the 95 % interval ``ci_low``/``ci_high`` of a metric row (linksim.stats)."""
+    if m.stat is None:
+        return {}
+    lo, hi = m.stat.interval()
+    out = {"errors": int(m.stat.errors)} if hasattr(m.stat, "errors") else {}
+    return {**out, "ci_low": lo, "ci_high": hi}
 
 
 def _remote_point(raw: dict, where: str, device: str, quick: bool, cache_dir, sname: str, point: dict):
@@ -260,27 +305,37 @@ def _run_scenario(path, out_dir, overrides, quick, device, seed, progress, cache
                 resumed += 1
     remote: list[tuple[str, dict, str]] = []
     trained: set[str] = set()
-    for sname, point, fp in order:
+    finished: dict[str, list] = {}
+    for sname, point, fp in execution_order(cfg, order):
         if fp in done:
+            finished.setdefault(sname, []).append((point, done[fp]))
             continue
-        if executor == "ray" and sname in trained:
-            remote.append((sname, point, fp))  # weights are in the on-disk cache by now
+        if early_stop_cause(cfg.systems[sname].stop, point, finished.get(sname, [])) is not None:
+            continue  # skipped: recorded by apply_early_stop below
+        st = cfg.systems[sname].stop
+        if executor == "ray" and sname in trained and (st is None or st.early_stop is None):
+            # weights are in the on-disk cache by now; early-stopping systems stay local and sequential
+            # (which points run depends on the points before)
+            remote.append((sname, point, fp))
             continue
         ctx.log(f"{sname} {point}")
         done[fp] = run_point(plan, sname, point, ctx)
         store.save(sname, fp, done[fp])
+        finished.setdefault(sname, []).append((point, done[fp]))
         trained.add(sname)
     if remote:
         if ctx.cache.root is None:
             raise UserError("--executor ray needs the weight cache (drop --no-cache)")
         _run_ray(remote, raw_resolved(cfg), str(path), ctx, quick, str(ctx.cache.root), address, store, done)
+    early = apply_early_stop(cfg, order, done)
     for _, _, fp in order:
         all_rows.extend(done[fp])
     all_rows += derived_rows(cfg, all_rows)
     write_csv(out / "results.csv", all_rows, plan.sweep_vars)
     info = run_info(str(path), raw, cfg.seed, time.time() - t0,
                     {"device": ctx.device, "quick": quick, "overrides": list(overrides), "executor": executor,
-                     "points_resumed": resumed, "weight_cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
+                     "points_resumed": resumed, **stop_info(cfg, early),
+                     "weight_cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
                      **ctx.shared.get("run_info", {})})
     write_json(out / "run.json", info)
     if plots:

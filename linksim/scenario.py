@@ -55,9 +55,24 @@ class BlockCfg(_Strict):
     repeat: pydantic.conint(ge=1, le=MAX_REPEAT) | str | None = None
 
 
+class StopCfg(_Strict):
+    """Error-count stopping of a system's sweep points (as Sionna ``sim_ber``): stream test batches until the
+    sink of ``metric`` has counted ``target_errors`` errors (and at least ``min_samples`` samples ran), or
+    ``max_samples`` samples (at most the dataset's test split). With ``early_stop`` naming a sweep variable
+    (e.g. ``snr_db``), a point that ends at ``max_samples`` with no error skips the points of larger values of
+    that variable (the other sweep variables equal). Checked in :mod:`linksim.stopping`."""
+
+    metric: str
+    target_errors: pydantic.conint(le=2**62)
+    max_samples: pydantic.conint(le=MAX_SAMPLES)
+    min_samples: pydantic.conint(le=MAX_SAMPLES) = 0
+    early_stop: str | None = None
+
+
 class SystemCfg(_Strict):
     description: str = ""
     samples: Samples | None = None  # frames per point for systems without a dataset
+    stop: StopCfg | None = None  # error-count stopping (replaces 'samples')
     test_samples: Samples | None = None  # cap on test samples for this system
     batch_size: BatchSize | None = None
     sweep: dict[str, list] = {}
@@ -87,6 +102,14 @@ class EnvelopeCfg(_Strict):
     over: list[str] = pydantic.Field(["system"], min_length=1)  # columns chosen over (system and/or swept ones)
 
 
+class NormalApproxCfg(_Strict):
+    """Finite-blocklength reference rows (``bler_normal_approx``, linksim.fbl) for coded-link systems: k, n
+    from the system's ldpc5g_encoder, the constellation from its qam_mapper, Es/N0 from its awgn channel."""
+
+    systems: list[str] = pydantic.Field(min_length=1)  # system names or glob patterns
+    inputs: list[Literal["constellation", "gaussian"]] = ["constellation", "gaussian"]
+
+
 class ScenarioCfg(_Strict):
     name: str = pydantic.Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # a folder name under results/
     description: str = ""
@@ -97,6 +120,7 @@ class ScenarioCfg(_Strict):
     defs: dict[str, Any] = {}  # free-form: YAML anchors reused by several systems (copied where used)
     plots: list[PlotCfg] = []
     envelopes: list[EnvelopeCfg] = []
+    normal_approx: list[NormalApproxCfg] = []
     systems: dict[str, SystemCfg]
 
     @pydantic.field_validator("systems")

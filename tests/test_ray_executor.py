@@ -22,6 +22,21 @@ systems:
       chan:  {type: rayleigh, params: {snr_db: $snr_db}, inputs: {x: map.symbols}}
       demap: {type: qam_demapper, params: {bits_per_symbol: 2}, inputs: {y: chan.y, nvar: chan.nvar}}
       ber:   {type: ber, inputs: {bits: src.bits, bits_hat: demap.bits}}
+  stopped:                 # error-count stopping and early stop (runs in the driver, in snr order)
+    batch_size: 10
+    stop: {metric: ber, target_errors: 30, max_samples: 60, early_stop: snr_db}
+    sweep: {snr_db: [0, 4, 30, 40]}
+    blocks: &stop_blocks
+      src:   {type: bit_source, params: {bits_per_sample: 400}}
+      map:   {type: qam_mapper, params: {bits_per_symbol: 2}, inputs: {bits: src.bits}}
+      chan:  {type: awgn, params: {snr_db: $snr_db}, inputs: {x: map.symbols}}
+      demap: {type: qam_demapper, params: {bits_per_symbol: 2}, inputs: {y: chan.y, nvar: chan.nvar}}
+      ber:   {type: ber, inputs: {bits: src.bits, bits_hat: demap.bits}}
+  stopped_remote:          # error-count stopping in Ray tasks
+    batch_size: 10
+    stop: {metric: ber, target_errors: 30, max_samples: 60}
+    sweep: {snr_db: [0, 4, 8]}
+    blocks: *stop_blocks
   semantic:
     blocks:
       data:  {type: dataset}
@@ -41,3 +56,4 @@ def test_ray_executor_matches_local(tmp_path, monkeypatch):
     assert (remote / "results.csv").read_text() == (local / "results.csv").read_text()
     info = json.loads((remote / "run.json").read_text())
     assert info["executor"] == "ray"
+    assert [e["point"] for e in info["early_stopped"]] == [{"snr_db": 40}]

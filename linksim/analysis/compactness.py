@@ -4,6 +4,7 @@ from __future__ import annotations
 import pydantic
 
 from ..block import Block, Metric, Params, Port
+from ..stats import Mean
 
 
 class Compactness(Block):
@@ -23,15 +24,18 @@ class Compactness(Block):
     def reset(self):
         self.count = None
         self.active_sum = 0.0
+        self.active_sq = 0.0
         self.n = 0
 
     def update(self, features):
         a = (features.reshape(features.shape[0], -1) > 0).float().cpu()
         self.count = a.sum(0) if self.count is None else self.count + a.sum(0)
+        per = a.sum(1).double()
         self.active_sum += float(a.sum())
+        self.active_sq += float((per * per).sum())
         self.n += a.shape[0]
 
     def compute(self):
         p = self.count / max(self.n, 1)
         return [Metric("n1_2sigma", float((p > self.p.threshold).sum()), self.n),
-                Metric("n2", self.active_sum / max(self.n, 1), self.n)]
+                Metric("n2", self.active_sum / max(self.n, 1), self.n, stat=Mean(self.n, self.active_sum, self.active_sq))]

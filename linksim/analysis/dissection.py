@@ -17,6 +17,11 @@ import torch
 from ..block import Block, Metric, Params, Port
 
 
+def _acc(name: str, hit: torch.Tensor, labels: dict) -> Metric:
+    """An accuracy row (success rate with its interval) from per-sample hits."""
+    return Metric.rate(name, int((~hit).sum()), len(hit), labels, success=True, value=float(hit.float().mean()))
+
+
 def _per_class(pred: torch.Tensor, y: torch.Tensor, C: int) -> torch.Tensor:
     acc = torch.zeros(C)
     for c in range(C):
@@ -78,26 +83,27 @@ class Dissection(Block):
     def _matrix(self, side: _Side, x: torch.Tensor, y: torch.Tensor, tag: str, out: list) -> torch.Tensor:
         n = len(y)
         full = side.pred(x)
-        out.append(Metric("accuracy", float((full == y).float().mean()), n, {"model": tag, "removed": 0}))
+        out.append(_acc("accuracy", full == y, {"model": tag, "removed": 0}))
         keep = torch.zeros(x.shape[1], dtype=torch.bool)
         keep[side.effective] = True
         only = side.pred(x * keep)
-        out.append(Metric("accuracy_effective_only", float((only == y).float().mean()), n, {"model": tag}))
+        out.append(_acc("accuracy_effective_only", only == y, {"model": tag}))
         out.append(Metric("effective_features", float(len(side.effective)), n, {"model": tag}))
         xr = x.clone()
         for r, i in enumerate(side.effective, 1):
             xr[:, i] = 0
-            acc = float((side.pred(xr) == y).float().mean())
-            out.append(Metric("accuracy", acc, n, {"model": tag, "removed": r}))
+            out.append(_acc("accuracy", side.pred(xr) == y, {"model": tag, "removed": r}))
         rows = []
         for i in side.effective:
             xs = x.clone()
             xs[:, i] = 0
-            pc = _per_class(side.pred(xs), y, self.C)
+            pred = side.pred(xs)
+            pc = _per_class(pred, y, self.C)
             rows.append(pc)
             for c in range(self.C):
-                out.append(Metric("class_accuracy", float(pc[c]), int((y == c).sum()), {"model": tag, "feature": i,
-                                                                                          "class": c}))
+                m = _acc("class_accuracy", (pred == y)[y == c], {"model": tag, "feature": i, "class": c})
+                m.value = float(pc[c])
+                out.append(m)
         M = torch.stack(rows) if rows else torch.zeros(0, self.C)
         return M, _per_class(full, y, self.C)
 

@@ -94,7 +94,8 @@ class MaxAmpKTest(Block):
         for k in self.p.ks:
             xb = topk_binary(x, k)
             for c in self.p.classifiers:
-                acc = float((self.models[(k, c)].predict(xb) == y).mean())
+                hit = self.models[(k, c)].predict(xb) == y
                 labels = {"model": self.p.name} if self.p.name else {}
-                out.append(Metric("accuracy", acc, len(y), {**labels, "k": k, "classifier": c}))
+                out.append(Metric.rate("accuracy", int((~hit).sum()), len(y), {**labels, "k": k, "classifier": c},
+                                       success=True, value=float(hit.mean())))
         return out

@@ -82,13 +82,23 @@ class BitSource(Block):
 
     class Params(Params):
         bits_per_sample: pydantic.PositiveInt = pydantic.Field(description="bits in each frame")
+        packed: bool = pydantic.Field(False, description="draw 31 bits per random integer (~4x faster on CPU; "
+                                                         "a different random stream than the default)")
+
+    _SHIFTS = torch.arange(31, dtype=torch.int32)
 
     def setup(self, specs):
         return {"bits": Spec("bits", (self.p.bits_per_sample,))}
 
     def forward(self):
-        n = self.ctx.batch.size
-        return {"bits": torch.randint(0, 2, (n, self.p.bits_per_sample), device=self.ctx.device).float()}
+        n, L = self.ctx.batch.size, self.p.bits_per_sample
+        dev = self.ctx.device
+        if self.p.packed:  # uniform integers in [0, 2^31): their 31 bits are independent and uniform
+            words = torch.randint(0, 2 ** 31, (n, -(-L // 31)), device=dev, dtype=torch.int32)
+            bits = (words.unsqueeze(-1) >> self._SHIFTS.to(dev)) & 1
+            return {"bits": bits.reshape(n, -1)[:, :L].to(torch.float32)}
+        # drawn directly as float32 (the same values as int64 + .float(), one pass less)
+        return {"bits": torch.randint(0, 2, (n, L), device=dev, dtype=torch.float32)}
 
 
 class PixelNoise(Impairment, Block):

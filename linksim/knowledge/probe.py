@@ -125,4 +125,8 @@ class TopKAccuracy(Block):
 
     def compute(self):
         labels = {"scheme": self.p.name} if self.p.name else {}
-        return [Metric(f"top{k}_accuracy", self.hits[k] / max(self.n, 1), self.n, labels) for k in self.p.k]
+        return [Metric.rate(f"top{k}_accuracy", self.n - self.hits[k], self.n, labels, success=True,
+                            value=self.hits[k] / max(self.n, 1)) for k in self.p.k]
+
+    def error_counts(self):
+        return {f"top{k}_accuracy": self.n - self.hits[k] for k in self.p.k}

@@ -21,14 +21,21 @@ class BitErrorRate(Block):
         return {}
 
     def reset(self):
-        self.err, self.tot = 0, 0
+        self.err, self.tot, self.frames, self.sq = 0, 0, 0, 0
 
     def update(self, bits, bits_hat):
-        self.err += int((bits.reshape(bits.shape[0], -1) != bits_hat.reshape(bits.shape[0], -1)).sum())
+        e = (bits.reshape(bits.shape[0], -1) != bits_hat.reshape(bits.shape[0], -1)).sum(1)
+        self.err += int(e.sum())
+        self.sq += int((e * e).sum())
         self.tot += bits.numel()
+        self.frames += bits.shape[0]
+
+    def error_counts(self):
+        return {"ber": self.err}
 
     def compute(self):
-        return [Metric("ber", self.err / max(self.tot, 1), self.tot)]
+        # the frame (sample) is the unit of the interval: bits of one frame are not independent
+        return [Metric.rate("ber", self.err, self.tot, frames=self.frames, frame_sq=self.sq)]
 
 
 class BlockErrorRate(Block):
@@ -52,12 +59,19 @@ class BlockErrorRate(Block):
         return {}
 
     def reset(self):
-        self.err, self.tot = 0, 0
+        self.err, self.tot, self.frames, self.sq = 0, 0, 0, 0
 
     def update(self, bits, bits_hat):
         d = (bits.reshape(-1, self.bb) != bits_hat.reshape(-1, self.bb)).any(1)
-        self.err += int(d.sum())
+        e = d.reshape(bits.shape[0], -1).sum(1)  # block errors per sample
+        self.err += int(e.sum())
+        self.sq += int((e * e).sum())
         self.tot += d.numel()
+        self.frames += bits.shape[0]
+
+    def error_counts(self):
+        return {"bler": self.err}
 
     def compute(self):
-        return [Metric("bler", self.err / max(self.tot, 1), self.tot)]
+        # blocks of one sample share the sample's channel realisation (e.g. block fading): samples are the unit
+        return [Metric.rate("bler", self.err, self.tot, frames=self.frames, frame_sq=self.sq)]

@@ -38,8 +38,7 @@ class PSNR(_ImagePair):
         self.vals.append((10 * torch.log10(1.0 / mse)).cpu())
 
     def compute(self):
-        v = torch.cat(self.vals)
-        return [Metric("psnr_db", float(v.mean()), len(v), self.labels())]
+        return [Metric.mean("psnr_db", torch.cat(self.vals), self.labels())]
 
 
 class SSIM(_ImagePair):
@@ -55,5 +54,4 @@ class SSIM(_ImagePair):
         self.vals.append(v.reshape(-1).cpu())
 
     def compute(self):
-        v = torch.cat(self.vals)
-        return [Metric("ssim", float(v.mean()), len(v), self.labels())]
+        return [Metric.mean("ssim", torch.cat(self.vals), self.labels())]

@@ -16,3 +16,17 @@ def write(tmp_path, text: str, name: str = "s.yaml"):
     p = tmp_path / name
     p.write_text(text)
     return str(p)
+
+
+def link_blocks(bits: int, bits_per_symbol: int = 2, channel: str = "awgn", indent: int = 6) -> str:
+    """YAML text of an uncoded link's blocks (bit source -> Gray QAM -> channel at $snr_db -> APP demapper ->
+    BER), for the small scenarios tests write."""
+    pad = " " * indent
+    return "".join(pad + line + "\n" for line in [
+        f"src:   {{type: bit_source, params: {{bits_per_sample: {bits}}}}}",
+        f"map:   {{type: qam_mapper, params: {{bits_per_symbol: {bits_per_symbol}}}, inputs: {{bits: src.bits}}}}",
+        f"chan:  {{type: {channel}, params: {{snr_db: $snr_db}}, inputs: {{x: map.symbols}}}}",
+        f"demap: {{type: qam_demapper, params: {{bits_per_symbol: {bits_per_symbol}}}, "
+        "inputs: {y: chan.y, nvar: chan.nvar}}",
+        "ber:   {type: ber, inputs: {bits: src.bits, bits_hat: demap.bits}}",
+    ])

@@ -73,7 +73,7 @@ def test_normal_approximation_formula():
 
 
 def test_normal_approx_rows_and_bad_system(tmp_path, capsys):
-    from conftest import write
+    from conftest import link_blocks, write
     from linksim.cli import main
     from linksim.results import read_csv
     from linksim.runner import run_scenario
@@ -103,12 +103,7 @@ systems:
     bad = text.replace('systems: ["c*"]', 'systems: ["coded", "plain"]') + """  plain:
     samples: 2
     blocks:
-      src:   {type: bit_source, params: {bits_per_sample: 8}}
-      map:   {type: qam_mapper, params: {bits_per_symbol: 2}, inputs: {bits: src.bits}}
-      chan:  {type: awgn, params: {snr_db: $snr_db}, inputs: {x: map.symbols}}
-      demap: {type: qam_demapper, params: {bits_per_symbol: 2}, inputs: {y: chan.y, nvar: chan.nvar}}
-      ber:   {type: ber, inputs: {bits: src.bits, bits_hat: demap.bits}}
-"""
+""" + link_blocks(8)
     assert main(["validate", write(tmp_path, bad, "bad.yaml")]) == 2
     err = capsys.readouterr().err
     assert "normal_approx.0.systems" in err and "ldpc5g_encoder" in err and len(err.strip().splitlines()) == 1

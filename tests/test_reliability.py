@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from linksim.cli import main
-from conftest import write
+from conftest import link_blocks, write
 
 TINY = """
 name: tiny
@@ -23,12 +23,7 @@ systems:
   s:
     samples: 8
     blocks:
-      src:   {type: bit_source, params: {bits_per_sample: 16}}
-      map:   {type: qam_mapper, params: {bits_per_symbol: 2}, inputs: {bits: src.bits}}
-      chan:  {type: awgn, params: {snr_db: $snr_db}, inputs: {x: map.symbols}}
-      demap: {type: qam_demapper, params: {bits_per_symbol: 2}, inputs: {y: chan.y, nvar: chan.nvar}}
-      ber:   {type: ber, inputs: {bits: src.bits, bits_hat: demap.bits}}
-"""
+""" + link_blocks(16)
 
 
 def cli(*args):

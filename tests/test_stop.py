@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import write
+from conftest import link_blocks, write
 from linksim.cli import main
 from linksim.results import read_csv
 from linksim.runner import run_scenario
@@ -17,12 +17,7 @@ systems:
     batch_size: 20
     stop: {metric: ber, target_errors: 50, max_samples: 200, min_samples: 40, early_stop: snr_db}
     blocks:
-      src:   {type: bit_source, params: {bits_per_sample: 50}}
-      map:   {type: qam_mapper, params: {bits_per_symbol: 2}, inputs: {bits: src.bits}}
-      chan:  {type: awgn, params: {snr_db: $snr_db}, inputs: {x: map.symbols}}
-      demap: {type: qam_demapper, params: {bits_per_symbol: 2}, inputs: {y: chan.y, nvar: chan.nvar}}
-      ber:   {type: ber, inputs: {bits: src.bits, bits_hat: demap.bits}}
-      bler:  {type: bler, inputs: {bits: src.bits, bits_hat: demap.bits}}
+""" + link_blocks(50) + """      bler:  {type: bler, inputs: {bits: src.bits, bits_hat: demap.bits}}
 """
 
 

@@ -20,4 +20,5 @@ class AWGNChannel(SymbolChannel):
     def transmit(self, x):
         no = noise_variance(self.p.snr_db)
         y = self.awgn(x.to(torch.complex64), no)
-        return {"y": y, "nvar": torch.full(y.shape, no, device=y.device)}
+        # one value for every symbol: a read-only broadcast view, not a tensor filled per batch
+        return {"y": y, "nvar": torch.full((), no, device=y.device).expand(y.shape)}

@@ -116,4 +116,5 @@ class QAMDemapper(Block):
         else:
             llr = self.demapper(y.reshape(b, -1), nvar.reshape(b, -1))
         llr = llr.reshape(b, -1)[:, : self.L]
-        return {"llr": llr, "bits": (llr > 0).float()}
+        # the 0/1 decisions written straight into a float tensor: (llr > 0).float() makes a bool tensor first
+        return {"llr": llr, "bits": torch.gt(llr, 0, out=torch.empty(llr.shape, device=llr.device))}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pydantic
+import torch
 
 from ..block import Block, Metric, Params, Port
 from ..errors import PortError
@@ -24,7 +25,8 @@ class BitErrorRate(Block):
         self.err, self.tot, self.frames, self.sq = 0, 0, 0, 0
 
     def update(self, bits, bits_hat):
-        e = (bits.reshape(bits.shape[0], -1) != bits_hat.reshape(bits.shape[0], -1)).sum(1)
+        # errors per frame (int32 accumulation is faster than the default int64; the products below are int64)
+        e = (bits.reshape(bits.shape[0], -1) != bits_hat.reshape(bits.shape[0], -1)).sum(1, dtype=torch.int32).long()
         self.err += int(e.sum())
         self.sq += int((e * e).sum())
         self.tot += bits.numel()

@@ -201,8 +201,8 @@ def clear_results(out: Path) -> None:
 
 def prepare_out(out: Path, fingerprint: str, scenario: str, quick: bool, overwrite: bool) -> None:
     """Make the output folder ready for a run of this configuration: created, writable, and not holding
-    results of another configuration (those are replaced only with ``overwrite``). Resuming the same
-    configuration keeps its finished points."""
+    results of another configuration (those are replaced only with ``overwrite``). Without ``overwrite`` the
+    same configuration resumes from its finished points; with it, the run starts afresh."""
     where = str(out)
     try:
         if out.exists() and not out.is_dir():
@@ -211,11 +211,11 @@ def prepare_out(out: Path, fingerprint: str, scenario: str, quick: bool, overwri
     except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
         raise UserError(f"cannot create the output folder: {getattr(e, 'strerror', None) or e}", where) from None
     held = _held_config(out)
-    if held is not None and held[0] != fingerprint:
+    if held is not None and (overwrite or held[0] != fingerprint):
         if not overwrite:
             raise UserError(f"holds results of another configuration ({held[1]}); pass --overwrite to replace "
                             f"them, or choose another --out", where)
-        try:
+        try:  # --overwrite replaces whatever the folder holds (the same configuration too: a fresh run)
             clear_results(out)
         except OSError as e:
             raise UserError(f"cannot remove the old results: {e.strerror or e}", where) from None

@@ -213,6 +213,10 @@ def test_other_configuration_refused_unless_overwrite(tmp_path):
     assert code == 0, err
     assert _csv(out) != first and json.loads((out / "run.json").read_text())["points_resumed"] == 0
     assert len(list((out / "points").glob("*.json"))) == 2  # the old points are gone
+    # --overwrite on the same configuration: a fresh run (nothing resumed), the same bytes
+    second = _csv(out)
+    assert cli("run", s3, "--out", out, "--no-plots", "--overwrite")[0] == 0
+    assert json.loads((out / "run.json").read_text())["points_resumed"] == 0 and _csv(out) == second
 
 
 def test_folder_with_results_of_unknown_configuration_refused(tmp_path):

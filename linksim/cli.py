@@ -91,6 +91,7 @@ def _cmd_blocks() -> None:
 
 def _internal_error(exc: BaseException) -> str:
     """Write the traceback of a bug to a file; return where (or why it could not be written)."""
+    import os
     import tempfile
     import time
     import traceback
@@ -98,8 +99,8 @@ def _internal_error(exc: BaseException) -> str:
 
     text = "".join(traceback.format_exception(exc))
     try:
-        f = Path(tempfile.gettempdir()) / f"linksim-crash-{time.strftime('%Y%m%d-%H%M%S')}-{__import__('os').getpid()}.txt"
-        f.write_text(f"linksim {' '.join(sys.argv[1:])}\n\n{text}")
+        f = Path(tempfile.gettempdir()) / f"linksim-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+        f.write_text(f"linksim {' '.join(sys.argv[1:])}\n\n{text}", errors="backslashreplace")
         return f"full traceback in {f}"
     except OSError:
         return "the traceback could not be written to a file"

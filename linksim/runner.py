@@ -274,6 +274,12 @@ def run_scenario(path: str, out_dir: str | Path, overrides=(), quick: bool = Fal
             raise
 
 
+def point_config(cfg: ScenarioCfg, sname: str) -> dict:
+    """A system's configuration as it enters its points' fingerprints. Settings left at None since they were
+    added (``stop``) are left out, so points written before them still resume."""
+    return cfg.systems[sname].model_dump(mode="json", exclude={"stop"} if cfg.systems[sname].stop is None else None)
+
+
 def default_out(cfg: ScenarioCfg, quick: bool) -> Path:
     """results/<name>, or results/<name>/quick for a --quick run (never the full run's folder)."""
     base = Path("results") / cfg.name
@@ -295,7 +301,7 @@ def _run_scenario(path, out_dir, overrides, quick, device, seed, progress, cache
     order: list[tuple[str, dict, str]] = []
     done: dict[str, list[dict]] = {}
     for sname, (_, points) in plan.systems.items():
-        sys_dump = cfg.systems[sname].model_dump(mode="json")
+        sys_dump = point_config(cfg, sname)
         for point in points:
             fp = _digest([sys_dump, point, cfg.seed, cfg.data.model_dump(), quick])
             order.append((sname, point, fp))

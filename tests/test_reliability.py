@@ -330,3 +330,26 @@ def test_weight_cache_write_failure_is_a_warning(tmp_path, capsys):
     c.put("k", {"w": torch.zeros(3)})
     assert "cannot write weight cache entry" in capsys.readouterr().err
     assert torch.equal(c.get("k")["w"], torch.zeros(3))
+
+
+def test_committed_results_resume_from_their_points():
+    """Every committed sweep point is found again by the current code (a change to the point fingerprint, e.g. a
+    new system setting, would make the main job silently retrain and recompute everything)."""
+    from linksim.graph import _digest
+    from linksim.results import PointStore
+    from linksim.runner import Plan, point_config
+    from linksim.scenario import load_scenario
+
+    root = Path(__file__).resolve().parent.parent
+    checked = 0
+    for f in sorted((root / "scenarios").glob("*.yaml")):
+        cfg, _ = load_scenario(f)
+        store = PointStore(root / "results" / cfg.name)
+        if not store.dir.is_dir():
+            continue
+        for sname, (_, points) in Plan(cfg, str(f)).systems.items():
+            for point in points:
+                fp = _digest([point_config(cfg, sname), point, cfg.seed, cfg.data.model_dump(), False])
+                assert store.load(sname, fp) is not None, (f.name, sname, point)
+                checked += 1
+    assert checked > 500

@@ -7,8 +7,6 @@ goes through the :class:`linksim.block.Block` contract. Errors in the descriptio
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import re
 from typing import Any, Callable, Iterator
 
@@ -18,7 +16,9 @@ import torch
 from .block import Block, TrainData
 from .errors import PortError, UserError
 from .registry import block_class
+from .results import digest as _digest
 
+MAX_REPEAT = 4096  # copies of one block (checked after sweep substitution, so also for repeat: $var)
 _CHUNK = 2**20  # sample indices made at a time (memory bounded by this, not by the number of samples)
 _REF = re.compile(r"^(?P<block>[A-Za-z_][\w-]*)(\[(?P<idx>\d+|\*)\])?\.(?P<port>[A-Za-z_]\w*)$")
 
@@ -48,9 +48,6 @@ class BatchInfo:
         return int(self.indices.numel())
 
 
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
-
 
 class Graph:
     """A validated DAG of blocks. ``where`` prefixes error keys (file name and system path)."""
@@ -76,8 +73,8 @@ class Graph:
                 self.repeats[n.name] = None
                 out.append(n)
                 continue
-            if not isinstance(n.repeat, int) or isinstance(n.repeat, bool) or not 1 <= n.repeat <= 4096:
-                self._fail(f"{n.key}.repeat", f"must be an integer from 1 to 4096, got {n.repeat!r}")
+            if not isinstance(n.repeat, int) or isinstance(n.repeat, bool) or not 1 <= n.repeat <= MAX_REPEAT:
+                self._fail(f"{n.key}.repeat", f"must be an integer from 1 to {MAX_REPEAT}, got {n.repeat!r}")
             self.repeats[n.name] = n.repeat
             for i in range(n.repeat):
                 out.append(dataclasses.replace(n, name=f"{n.name}[{i}]"))

@@ -17,6 +17,11 @@ from pathlib import Path
 from .errors import UserError
 
 BASE_COLUMNS = ["system", "metric", "value", "n"]
+
+
+def digest(obj) -> str:
+    """A short stable hash of JSON-like data (point fingerprints, cache keys, configuration fingerprints)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
 # after ``n`` when present: errors counted (rates), 95 % interval (linksim.stats), stop rule outcome
 STAT_COLUMNS = ["errors", "ci_low", "ci_high", "samples", "stopped_by"]
 
@@ -165,8 +170,7 @@ def config_fingerprint(raw: dict, quick: bool) -> str:
     if isinstance(systems, dict):
         keep["systems"] = {k: ({a: b for a, b in v.items() if a != "description"} if isinstance(v, dict) else v)
                            for k, v in systems.items()}
-    text = json.dumps([keep, bool(quick)], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+    return digest([keep, bool(quick)])
 
 
 def _held_config(out: Path) -> tuple[str | None, str] | None:

@@ -34,7 +34,6 @@ class _Strict(pydantic.BaseModel):
 # (memory is bounded by the batch, but such a run would not finish).
 MAX_SAMPLES = 10**9
 MAX_BATCH = 1_000_000
-MAX_REPEAT = 4096
 MAX_POINTS = 100_000  # sweep points per system
 Samples = pydantic.conint(gt=0, le=MAX_SAMPLES)
 BatchSize = pydantic.conint(gt=0, le=MAX_BATCH)
@@ -52,7 +51,7 @@ class BlockCfg(_Strict):
     type: str
     params: dict[str, Any] = {}
     inputs: dict[str, Any] = {}
-    repeat: pydantic.conint(ge=1, le=MAX_REPEAT) | str | None = None
+    repeat: int | str | None = None  # 1..graph.MAX_REPEAT, checked by the engine after sweep substitution
 
 
 class StopCfg(_Strict):
@@ -304,7 +303,7 @@ def load_raw(path: str | Path) -> dict:
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise UserError(f"{line}bad YAML: {problem}", where) from None
     except RecursionError:
-        raise UserError(f"bad YAML: nested too deeply", where) from None
+        raise UserError("bad YAML: nested too deeply", where) from None
     if not isinstance(raw, dict):
         raise UserError("a scenario must be a YAML mapping with 'name' and 'systems'", where)
     return plain_data(raw, where)

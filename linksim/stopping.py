@@ -15,9 +15,6 @@ from __future__ import annotations
 
 from .errors import UserError
 
-STOP_COLUMNS = ("samples", "stopped_by")
-
-
 def check_stop(cfg, sname: str, sweep: dict, where: str) -> None:
     """Static checks of ``systems.<sname>.stop`` (before any graph is built)."""
     sys_ = cfg.systems[sname]

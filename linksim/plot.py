@@ -7,8 +7,8 @@ drawn on the plot of ``<metric>`` as dashed lines in the colour of their system.
 from __future__ import annotations
 
 import fnmatch
-import sys
 import io
+import sys
 from pathlib import Path
 
 from .results import BASE_COLUMNS, STAT_COLUMNS, atomic_write, read_csv
@@ -22,6 +22,14 @@ def _ci(r) -> tuple[float, float]:
         return float(r["ci_low"]), float(r["ci_high"])
     except (KeyError, TypeError, ValueError):
         return float("nan"), float("nan")
+
+
+def _select(rows: list[dict], metric: str, spec: dict) -> list[dict]:
+    """The rows of ``metric`` that a plot spec keeps: its ``systems`` patterns and ``where`` values."""
+    pats = spec.get("systems")
+    return [r for r in rows if r["metric"] == metric
+            and (not pats or any(fnmatch.fnmatchcase(str(r["system"]), p) for p in pats))
+            and all(_same(r.get(k), v) for k, v in (spec.get("where") or {}).items())]
 
 
 def _num(v):
@@ -49,10 +57,7 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
     written = []
     for spec in specs:
         metric = spec["metric"]
-        pats = spec.get("systems")
-        sel = [r for r in rows if r["metric"] == metric
-               and (not pats or any(fnmatch.fnmatchcase(str(r["system"]), p) for p in pats))
-               and all(_same(r.get(k), v) for k, v in (spec.get("where") or {}).items())]
+        sel = _select(rows, metric, spec)
         x = spec.get("x") or next((v for v in sweep_vars if any(_num(r.get(v)) for r in sel)), None)
         if x is None or not sel:
             continue
@@ -113,7 +118,7 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
         if logy:
             ax.set_yscale("log")
         floor = min((p[1] for pts in groups.values() for p in pts if p[1] > 0), default=None)
-        _reference_lines(ax, rows, metric, pats, spec, x, system_colour, floor / 100 if logy and floor else None)
+        _reference_lines(ax, rows, metric, spec, x, system_colour, floor / 100 if logy and floor else None)
         ax.set_xlabel(x)
         ax.set_ylabel(metric)
         ax.set_title(spec.get("title") or metric)
@@ -132,12 +137,10 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
     return written
 
 
-def _reference_lines(ax, rows, metric, pats, spec, x, system_colour, floor: float | None = None) -> None:
+def _reference_lines(ax, rows, metric, spec, x, system_colour, floor: float | None = None) -> None:
     """Dashed ``<metric>_normal_approx`` curves of the plotted systems (one per system and input), drawn down
     to ``floor`` (two decades under the smallest simulated value on log axes)."""
-    ref = [r for r in rows if r["metric"] == metric + REF_SUFFIX and _num(r.get(x))
-           and (not pats or any(fnmatch.fnmatchcase(str(r["system"]), p) for p in pats))
-           and all(_same(r.get(k), v) for k, v in (spec.get("where") or {}).items())]
+    ref = [r for r in _select(rows, metric + REF_SUFFIX, spec) if _num(r.get(x))]
     curves: dict[tuple, list] = {}
     for r in ref:
         v = float(r["value"])

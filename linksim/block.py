@@ -284,3 +284,50 @@ def expect(spec: Spec, kinds: tuple[str, ...] | str, what: str) -> None:
     kinds = (kinds,) if isinstance(kinds, str) else kinds
     if spec.kind not in kinds:
         raise PortError(f"{what} expects {' or '.join(kinds)}, got {spec}")
+
+
+# -- paired blocks ---------------------------------------------------------------------------------
+# A transmitter block puts itself in the metadata of what it sends (``pair:<type>``), which channels and
+# other blocks pass on; its receiver finds it there and takes its configuration from it, as Sionna's
+# ``Demapper(constellation=...)`` and ``LDPC5GDecoder(encoder)`` share one object. The previous entry of the
+# same type is kept under ``pair:<type>:outer`` and restored by the receiver, so pairs may nest.
+def push_pair(meta: dict, type_name: str, block: Any) -> dict:
+    key = f"pair:{type_name}"
+    out = {k: v for k, v in meta.items() if k != f"{key}:outer"}
+    if key in meta:
+        out[f"{key}:outer"] = (meta[key], meta.get(f"{key}:outer"))
+    out[key] = block
+    return out
+
+
+def find_pair(meta: dict, type_name: str) -> Any:
+    """The transmitter block of ``type_name`` paired with a receiver reading this metadata, or None."""
+    return meta.get(f"pair:{type_name}")
+
+
+def pop_pair(meta: dict, type_name: str) -> dict:
+    """The metadata after the receiver of ``type_name``: that pair's entry replaced by the outer one."""
+    key = f"pair:{type_name}"
+    out = {k: v for k, v in meta.items() if k not in (key, f"{key}:outer")}
+    if f"{key}:outer" in meta:
+        outer, outer_outer = meta[f"{key}:outer"]
+        out[key] = outer
+        if outer_outer is not None:
+            out[f"{key}:outer"] = outer_outer
+    return out
+
+
+def paired_value(own: Any, partner: Any, param: str, partner_name: str | None) -> Any:
+    """A receiver's parameter: its partner's value when paired (writing a different one is an error naming
+    the parameter), else its own (which must then be written)."""
+    from .errors import ParamError
+
+    if partner_name is None:
+        if own is None:
+            raise ParamError(param, f"set {param}, or connect this block (through any channel) to its "
+                                    f"transmitter, from which it takes {param}")
+        return own
+    if own is not None and own != partner:
+        raise ParamError(param, f"{param} = {own!r} differs from {partner!r} of '{partner_name}', the block it "
+                                f"is paired with; write it once, there")
+    return partner

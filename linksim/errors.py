@@ -11,3 +11,12 @@ class UserError(Exception):
 
 class PortError(Exception):
     """Raised by a block's ``setup`` when its inputs do not fit; the engine adds the scenario key."""
+
+
+class ParamError(ValueError):
+    """Raised by a block when one parameter is wrong (e.g. it differs from its paired block's); the engine
+    names ``params.<param>`` of the block's YAML key."""
+
+    def __init__(self, param: str, message: str):
+        self.param = param
+        super().__init__(message)

@@ -20,7 +20,7 @@ from .results import digest as _digest
 
 MAX_REPEAT = 4096  # copies of one block (checked after sweep substitution, so also for repeat: $var)
 _CHUNK = 2**20  # sample indices made at a time (memory bounded by this, not by the number of samples)
-_REF = re.compile(r"^(?P<block>[A-Za-z_][\w-]*)(\[(?P<idx>\d+|\*)\])?\.(?P<port>[A-Za-z_]\w*)$")
+_REF = re.compile(r"^(?P<block>[A-Za-z_][\w/-]*)(\[(?P<idx>\d+|\*)\])?\.(?P<port>[A-Za-z_]\w*)$")
 
 
 @dataclasses.dataclass
@@ -33,6 +33,12 @@ class NodeCfg:
     inputs: dict
     key: str
     repeat: int | None = None
+    # set for blocks expanded from a composite (linksim.composite): the "file: " its key is in, where each
+    # parameter written as a plain $param comes from (the instance's key), and a note for error messages
+    file: str | None = None
+    origins: dict = dataclasses.field(default_factory=dict)
+    context: str | None = None
+    copies: list | None = None  # per-copy parameters of a repeated block ($i, per_copy)
 
 
 @dataclasses.dataclass
@@ -59,16 +65,31 @@ class Graph:
         self.blocks: dict[str, Block] = {}
         # block -> port -> list of (src_block, src_port); multi flag kept per port
         self.edges: dict[str, dict[str, list[tuple[str, str]]]] = {}
+        self._nodes = nodes
         self._build(self._expand(nodes))
 
     # ---------------------------------------------------------------- construction / validation
     def _fail(self, key: str, msg: str):
+        node = getattr(self, "_cur", None)
+        if node is not None:
+            if node.file is not None and (key == node.key or key.startswith(node.key + ".")):
+                rest = key[len(node.key) + 1:]
+                head = rest.split(".")[1] if rest.startswith("params.") and rest.count(".") >= 1 else None
+                if head in node.origins:  # the value was written at the composite instance
+                    raise UserError(f"{msg} (inner block {node.name}.params.{head})", node.origins[head])
+                if f"@{rest}" in node.origins:
+                    raise UserError(f"{msg} (inner block {node.name}.{rest})", node.origins[f"@{rest}"])
+                inst = {o.rsplit(".", 1)[0] for o in node.origins.values() if ".params." in o}
+                if rest.rstrip(".") == "params" and len(inst) == 1:  # a check of several parameters
+                    raise UserError(f"{msg} (inner block {node.name})", inst.pop())
+                raise UserError(f"{msg} ({node.context})" if node.context else msg, f"{node.file}{key}")
         raise UserError(msg, f"{self.where}{key}")
 
     def _expand(self, nodes: list[NodeCfg]) -> list[NodeCfg]:
         self.repeats: dict[str, int | None] = {}
         out = []
         for n in nodes:
+            self._cur = n
             if n.repeat is None:
                 self.repeats[n.name] = None
                 out.append(n)
@@ -76,8 +97,12 @@ class Graph:
             if not isinstance(n.repeat, int) or isinstance(n.repeat, bool) or not 1 <= n.repeat <= MAX_REPEAT:
                 self._fail(f"{n.key}.repeat", f"must be an integer from 1 to {MAX_REPEAT}, got {n.repeat!r}")
             self.repeats[n.name] = n.repeat
+            if n.copies is not None and len(n.copies) != n.repeat:
+                self._fail(f"{n.key}.per_copy", f"holds {len(n.copies)} values per parameter but the block is "
+                                                f"repeated {n.repeat} times")
             for i in range(n.repeat):
-                out.append(dataclasses.replace(n, name=f"{n.name}[{i}]"))
+                out.append(dataclasses.replace(n, name=f"{n.name}[{i}]",
+                                               params=n.params if n.copies is None else n.copies[i]))
         return out
 
     def _resolve_ref(self, node: NodeCfg, port: str, ref: Any, multi: bool) -> list[tuple[str, str]]:
@@ -109,11 +134,13 @@ class Graph:
 
     def _build(self, nodes: list[NodeCfg]) -> None:
         for node in nodes:
+            self._cur = node
             if node.name in self.cfg:
                 self._fail(node.key, f"duplicate block name '{node.name}'")
             self.cfg[node.name] = node
         # instantiate with validated parameters
         for node in nodes:
+            self._cur = node
             cls = block_class(node.type, f"{self.where}{node.key}.type")
             if not isinstance(node.params, dict):
                 self._fail(f"{node.key}.params", "must be a mapping of parameter names to values")
@@ -141,6 +168,7 @@ class Graph:
                 self._fail(f"{node.key}.params", str(e))
         # wire inputs
         for node in nodes:
+            self._cur = node
             cls = type(self.blocks[node.name])
             if not isinstance(node.inputs, dict):
                 self._fail(f"{node.key}.inputs", "must be a mapping of port names to 'block.port'")
@@ -170,6 +198,7 @@ class Graph:
         self.order = self._toposort()
         # shape / dtype inference
         for name in self.order:
+            self._cur = self.cfg[name]
             blk = self.blocks[name]
             specs = {}
             for port, srcs in self.edges[name].items():
@@ -186,7 +215,8 @@ class Graph:
             except PortError as e:
                 self._fail(f"{self.cfg[name].key}.inputs", str(e))
             except ValueError as e:
-                self._fail(f"{self.cfg[name].key}.params", str(e))
+                param = getattr(e, "param", None)
+                self._fail(f"{self.cfg[name].key}.params" + (f".{param}" if param else ""), str(e))
             missing = set(type(blk).outputs) - set(out)
             if missing:
                 raise RuntimeError(f"block type {type(blk).__name__} did not declare outputs {missing}")

@@ -165,7 +165,7 @@ CONFIG_FILE = "config.json"  # written before the first point: which configurati
 def config_fingerprint(raw: dict, quick: bool) -> str:
     """What decides a run's numbers: the resolved scenario without its presentation (name, descriptions,
     plots, the quick section, derived envelopes) and whether it ran with --quick."""
-    keep = {k: v for k, v in raw.items() if k not in ("name", "description", "plots", "quick", "defs", "envelopes", "normal_approx")}
+    keep = {k: v for k, v in raw.items() if k not in ("name", "description", "plots", "quick", "defs", "envelopes", "normal_approx", "include")}
     systems = keep.get("systems")
     if isinstance(systems, dict):
         keep["systems"] = {k: ({a: b for a, b in v.items() if a != "description"} if isinstance(v, dict) else v)

@@ -29,6 +29,7 @@ from .results import (
     write_json,
 )
 from .stopping import StopRule, apply_early_stop, check_stop, early_stop_cause, execution_order, stop_sinks
+from .composite import used_composites
 from .scenario import (
     ScenarioCfg,
     load_scenario,
@@ -277,7 +278,15 @@ def run_scenario(path: str, out_dir: str | Path, overrides=(), quick: bool = Fal
 def point_config(cfg: ScenarioCfg, sname: str) -> dict:
     """A system's configuration as it enters its points' fingerprints. Settings left at None since they were
     added (``stop``) are left out, so points written before them still resume."""
-    return cfg.systems[sname].model_dump(mode="json", exclude={"stop"} if cfg.systems[sname].stop is None else None)
+    out = cfg.systems[sname].model_dump(mode="json", exclude={"stop"} if cfg.systems[sname].stop is None else None)
+    comps = used_composites(cfg.systems[sname].blocks, cfg.composites)
+    if comps:  # the definitions it uses decide its numbers too
+        out["composites"] = comps
+    blocks = out.get("blocks", {})
+    for b in blocks.values():  # per_copy enters only where it is used (points written before it resume)
+        if not b.get("per_copy"):
+            b.pop("per_copy", None)
+    return out
 
 
 def default_out(cfg: ScenarioCfg, quick: bool) -> Path:

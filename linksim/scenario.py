@@ -52,6 +52,25 @@ class BlockCfg(_Strict):
     params: dict[str, Any] = {}
     inputs: dict[str, Any] = {}
     repeat: int | str | None = None  # 1..graph.MAX_REPEAT, checked by the engine after sweep substitution
+    per_copy: dict[str, list] = {}  # parameter -> one value per copy of a repeated block (see also $i)
+
+
+class CompositeCfg(_Strict):
+    """A composite block (linksim.composite): parameters, input pads, output pads, inner blocks."""
+
+    description: str = ""
+    params: list[pydantic.constr(pattern=r"^[A-Za-z_]\w*$") | dict[pydantic.constr(pattern=r"^[A-Za-z_]\w*$"), Any]] = []
+    inputs: list[pydantic.constr(pattern=r"^[A-Za-z_]\w*$")] = []
+    outputs: dict[str, str] = pydantic.Field(min_length=1)
+    blocks: dict[pydantic.constr(pattern=r"^[A-Za-z_][\w-]*$"), BlockCfg] = pydantic.Field(min_length=1)
+
+
+class LibraryCfg(_Strict):
+    """A library file of composites (e.g. scenarios/lib/links.yaml), listed by scenarios under ``include``."""
+
+    description: str = ""
+    include: list[str] = []
+    composites: dict[str, Any] = {}
 
 
 class StopCfg(_Strict):
@@ -117,10 +136,14 @@ class ScenarioCfg(_Strict):
     sweep: dict[str, list] = {}
     quick: dict[str, Any] = {}
     defs: dict[str, Any] = {}  # free-form: YAML anchors reused by several systems (copied where used)
+    include: list[str] = []  # library files of composites, relative to this file (resolved into 'composites')
+    composites: dict[pydantic.constr(pattern=r"^[A-Za-z_][\w-]*$"), CompositeCfg] = {}
     plots: list[PlotCfg] = []
     envelopes: list[EnvelopeCfg] = []
     normal_approx: list[NormalApproxCfg] = []
     systems: dict[str, SystemCfg]
+    _files: dict = pydantic.PrivateAttr(default_factory=dict)  # composite -> "file: " of its definition
+    _where: str = pydantic.PrivateAttr("scenario")  # the scenario file, for error messages
 
     @pydantic.field_validator("systems")
     @classmethod
@@ -291,8 +314,8 @@ def _check_depth(text: str, where: str) -> None:
             depth -= 1
 
 
-def load_raw(path: str | Path) -> dict:
-    text = read_text(path)
+def load_raw(path: str | Path, what: str = "scenario file") -> dict:
+    text = read_text(path, what)
     where = str(path)
     try:
         _check_depth(text, where)
@@ -309,11 +332,73 @@ def load_raw(path: str | Path) -> dict:
     return plain_data(raw, where)
 
 
+MAX_INCLUDES = 64
+
+
+def resolve_includes(raw: dict, base: Path, where: str) -> dict[str, str]:
+    """Copy the composites of the library files that ``raw`` lists under ``include`` (paths relative to the
+    including file; libraries may include libraries) into ``raw['composites']``, so the resolved scenario
+    (run.json, fingerprints) holds every definition it uses. Returns composite -> "file: " defining it."""
+    files: dict[str, str] = {}
+    comps = raw.get("composites")
+    if isinstance(comps, dict):
+        files.update({k: f"{where}: " for k in comps})
+    seen: set[Path] = set()
+
+    def visit(includes: Any, base: Path, key: str):
+        if includes in (None, []):
+            return
+        if not isinstance(includes, list) or not all(isinstance(x, str) and x for x in includes):
+            raise UserError("'include' must be a list of library file paths", key)
+        for i, rel in enumerate(includes):
+            if "\0" in rel:
+                raise UserError("a path cannot hold a NUL character", f"{key}.{i}")
+            lib = (base / rel).resolve()
+            if lib in seen:
+                continue
+            seen.add(lib)
+            if len(seen) > MAX_INCLUDES:
+                raise UserError(f"more than {MAX_INCLUDES} library files included", f"{key}.{i}")
+            lraw = load_raw(lib, "library file")
+            check_finite(lraw, str(lib))
+            try:
+                lcfg = LibraryCfg.model_validate(lraw)
+            except pydantic.ValidationError as e:
+                err = e.errors()[0]
+                loc = ".".join(str(x) for x in err["loc"])
+                raise UserError("unknown key (a library file holds description, include, composites)"
+                                if err["type"] == "extra_forbidden" else err["msg"], f"{lib}: {loc}") from None
+            visit(lcfg.include, lib.parent, f"{lib}: include")
+            target = raw.setdefault("composites", {})
+            if not isinstance(target, dict):
+                raise UserError("'composites' must map names to definitions", f"{where}: composites")
+            for name, d in lcfg.composites.items():
+                if name in target and files.get(name) != f"{lib}: ":
+                    raise UserError(f"composite '{name}' is also defined in {files.get(name, where).rstrip(': ')}",
+                                    f"{lib}: composites.{name}")
+                target[name] = copy.deepcopy(d)
+                files[name] = f"{lib}: "
+
+    visit(raw.get("include"), base, f"{where}: include")
+    return files
+
+
+def check_composites(cfg: ScenarioCfg, where: str) -> None:
+    """A composite may not take the name of a registered block type."""
+    from .registry import BLOCKS
+
+    for name in cfg.composites:
+        if name in BLOCKS:
+            raise UserError(f"composite '{name}' has the name of a built-in block type; rename it",
+                            f"{cfg._files.get(name, where + ': ')}composites.{name}")
+
+
 def load_scenario(path: str | Path, overrides: list[str] = (), quick: bool = False,
                   seed: int | None = None) -> tuple[ScenarioCfg, dict]:
     """Load, apply ``--quick`` then ``--set`` overrides, validate. Returns (config, resolved raw dict)."""
     where = str(path)
     raw = load_raw(path)
+    files = resolve_includes(raw, Path(path).parent, where)
     if quick:
         q = raw.get("quick") or {}
         if not isinstance(q, dict):
@@ -342,7 +427,11 @@ def load_scenario(path: str | Path, overrides: list[str] = (), quick: bool = Fal
             msg = (f"{got!r} samples per sweep point is more than linksim accepts ({MAX_SAMPLES:.0e}): at least "
                    f"{float(got) / MAX_BATCH:.2g} batches of the largest size per point would not finish in "
                    f"any reasonable time")
+        if loc.startswith("composites.") and loc.split(".")[1] in files:
+            raise UserError(msg, f"{files[loc.split('.')[1]]}{loc}") from None
         raise UserError(msg, f"{where}: {loc}") from None
+    cfg._files, cfg._where = files, where
+    check_composites(cfg, where)
     return cfg, raw
 
 
@@ -415,13 +504,28 @@ def _refs(obj: Any, out: dict[str, str], key: str) -> None:
             _refs(v, out, f"{key}.{i}")
 
 
+COPY_INDEX = "i"  # $i: the copy index (0, 1, ...) in the parameters of a repeated block
+
+
 def _subst(obj: Any, point: dict, key: str = "") -> Any:
+    """``$var`` and ``${expr}`` replaced by their values at ``point``; while ``i`` is not in ``point``, values
+    that read the copy index ``$i`` are kept for the per-copy pass."""
     if isinstance(obj, str):
         m = _VAR.match(obj)
         if m:
+            if m.group(1) == COPY_INDEX and COPY_INDEX not in point:
+                return obj
+            if m.group(1) not in point:
+                raise UserError(f"'${m.group(1)}' is not defined here", key or None)
             return point[m.group(1)]
         e = _EXPR.match(obj)
         if e:
+            names = _expr_names(_parse_expr(e.group(1), key))
+            if COPY_INDEX in names and COPY_INDEX not in point:
+                return obj
+            missing = [n for n in names if n not in point]
+            if missing:
+                raise UserError(f"'{missing[0]}' in '{obj}' is not defined here", key or None)
             try:
                 v = _eval(_parse_expr(e.group(1), obj), point)
             except (ArithmeticError, ValueError, TypeError, RecursionError) as err:
@@ -442,6 +546,15 @@ def system_sweep(cfg: ScenarioCfg, sname: str, where: str) -> dict[str, list]:
     sys_ = cfg.systems[sname]
     refs: dict[str, str] = {}
     _refs({k: b.model_dump() for k, b in sys_.blocks.items()}, refs, f"systems.{sname}.blocks")
+    if COPY_INDEX in refs:
+        if COPY_INDEX in cfg.sweep or COPY_INDEX in sys_.sweep:
+            raise UserError(f"'{COPY_INDEX}' is the copy index of repeated blocks; rename the sweep variable",
+                            f"{where}: {refs[COPY_INDEX]}")
+        key = refs.pop(COPY_INDEX)
+        bname = key.split(".")[3]
+        if sys_.blocks[bname].repeat is None:
+            raise UserError(f"'${COPY_INDEX}' is the copy index of a repeated block; this block has no 'repeat'",
+                            f"{where}: {key}")
     sweep: dict[str, list] = {}
     for var, vals in cfg.sweep.items():
         if var in refs or var in sys_.sweep:
@@ -466,12 +579,36 @@ def sweep_points(sweep: dict[str, list]) -> list[dict]:
     return [dict(zip(names, combo)) for combo in itertools.product(*(sweep[n] for n in names))]
 
 
+def _copies(d: dict, rep: Any, point: dict, key: str) -> list | None:
+    """Per-copy parameters of a repeated block: ``$i`` substituted and ``per_copy`` lists spread."""
+    per = d.get("per_copy") or {}
+    refs: dict[str, str] = {}
+    _refs(d["params"], refs, key)
+    if not per and COPY_INDEX not in refs:
+        return None
+    if rep is None:
+        raise UserError("'$i' and 'per_copy' need 'repeat' (they set the parameters of each copy)", f"{key}.per_copy")
+    if not isinstance(rep, int) or isinstance(rep, bool) or rep < 1:
+        return None  # the engine reports the bad repeat
+    for p, vals in per.items():
+        if len(vals) != rep:
+            raise UserError(f"holds {len(vals)} values but the block is repeated {rep} times", f"{key}.per_copy.{p}")
+    return [{**_subst(d["params"], {**point, COPY_INDEX: i}, f"{key}.params"),
+             **{p: copy.deepcopy(vals[i]) for p, vals in per.items()}} for i in range(rep)]
+
+
 def system_nodes(cfg: ScenarioCfg, sname: str, point: dict) -> list[NodeCfg]:
     nodes = []
     for bname, b in cfg.systems[sname].blocks.items():
-        d = _subst(b.model_dump(), point, f"systems.{sname}.blocks.{bname}")
+        key = f"systems.{sname}.blocks.{bname}"
+        d = _subst(b.model_dump(), point, key)
         rep = d["repeat"]
         if isinstance(rep, str) and rep.isdigit():
             rep = int(rep)
-        nodes.append(NodeCfg(bname, d["type"], d["params"], d["inputs"], f"systems.{sname}.blocks.{bname}", rep))
+        nodes.append(NodeCfg(bname, d["type"], d["params"], d["inputs"], key, rep,
+                             copies=_copies(d, rep, point, key)))
+    if cfg.composites:
+        from .composite import expand
+
+        nodes = expand(nodes, cfg.composites, cfg._files, _subst, _copies, cfg._where)
     return nodes

@@ -14,7 +14,7 @@ from typing import Literal
 import pydantic
 import torch
 
-from ..block import Block, Params, Port, Spec, expect
+from ..block import Block, Params, Port, Spec, expect, find_pair, paired_value, pop_pair, push_pair
 from ..errors import PortError
 
 _CRC = Literal["CRC24A", "CRC24B", "CRC24C", "CRC16", "CRC11", "CRC6"]
@@ -48,7 +48,7 @@ class CRCEncoderBlock(Block):
     def setup(self, specs):
         expect(specs["bits"], "bits", "bits")
         self.L = specs["bits"].size
-        return {"bits": Spec("bits", (self.L + self.enc.crc_length,), specs["bits"].meta)}
+        return {"bits": Spec("bits", (self.L + self.enc.crc_length,), push_pair(specs["bits"].meta, self.type_name, self))}
 
     def forward(self, bits):
         return {"bits": self.enc(bits.reshape(bits.shape[0], -1).float())}
@@ -64,21 +64,24 @@ class CRCDecoderBlock(Block):
     role = "link"
     inputs = {"bits": Port(("bits",), "hard-decided payload + CRC (e.g. from an LDPC decoder)")}
     outputs = {"bits": "payload without the CRC", "ok": "1 if the CRC check passed, else 0 (shape (1,))"}
-    Params = _CRCParams
 
-    def __init__(self, name, params, ctx):
-        super().__init__(name, params, ctx)
-        from sionna.phy.fec.crc import CRCDecoder
-
-        self.dec = CRCDecoder(_crc_encoder(params.crc, ctx.device), device=ctx.device)
-        self.r = self.dec.encoder.crc_length
+    class Params(Params):
+        crc: _CRC | None = pydantic.Field(None, description="CRC polynomial: the crc_encoder's the bits come from "
+                                                            "(CRC24A without one)")
 
     def setup(self, specs):
+        from sionna.phy.fec.crc import CRCDecoder
+
         s = specs["bits"]
+        enc = find_pair(s.meta, "crc_encoder")
+        own = self.p.crc if enc is not None or self.p.crc is not None else "CRC24A"  # unpaired: 5G's CRC24A
+        self.p = self.p.model_copy(update={"crc": paired_value(own, enc and enc.p.crc, "crc", enc and enc.name)})
+        self.dec = CRCDecoder(_crc_encoder(self.p.crc, self.ctx.device), device=self.ctx.device)
+        self.r = self.dec.encoder.crc_length
         expect(s, "bits", "bits")
         if s.size <= self.r:
             raise PortError(f"{s} is not longer than the {self.r} bits of {self.p.crc}")
-        return {"bits": Spec("bits", (s.size - self.r,), s.meta), "ok": Spec("real", (1,))}
+        return {"bits": Spec("bits", (s.size - self.r,), pop_pair(s.meta, "crc_encoder")), "ok": Spec("real", (1,))}
 
     def forward(self, bits):
         b = bits.reshape(bits.shape[0], -1).float()

@@ -13,7 +13,7 @@ from typing import Literal
 import pydantic
 import torch
 
-from ..block import Block, Params, Port, Spec, expect
+from ..block import Block, Params, Port, Spec, expect, find_pair, paired_value, pop_pair, push_pair
 from ..errors import PortError
 
 
@@ -76,7 +76,7 @@ class LDPC5GEncoderBlock(Block):
         expect(specs["bits"], "bits", "bits")
         self.L = specs["bits"].size
         self.C = math.ceil(self.L / self.p.k)
-        meta = {**specs["bits"].meta, "info_bits": self.L, "codewords": self.C}
+        meta = push_pair({**specs["bits"].meta, "info_bits": self.L, "codewords": self.C}, self.type_name, self)
         return {"bits": Spec("bits", (self.C * self.p.n,), meta)}
 
     def forward(self, bits):
@@ -99,18 +99,16 @@ class LDPC5GDecoderBlock(Block):
     inputs = {"llr": Port(("llr",), "channel LLRs, log p(1)/p(0)")}
     outputs = {"bits": "decoded payload bits"}
 
-    class Params(_LDPCParams):
+    class Params(Params):
+        k: pydantic.PositiveInt | None = pydantic.Field(None, description="information bits per codeword (taken "
+                                                        "from the ldpc5g_encoder the LLRs come from)")
+        n: pydantic.PositiveInt | None = pydantic.Field(None, description="codeword length (from the encoder)")
         num_iter: pydantic.PositiveInt = pydantic.Field(20, description="BP iterations")
         impl: Literal["sionna", "fast"] = pydantic.Field("sionna", description="decoder implementation")
         train_iter: pydantic.PositiveInt = pydantic.Field(
             2, description="BP iterations on the training split, where links are noise-free unless a channel "
                            "sets in_training (2 recover punctured bits from noise-free LLRs)")
 
-    def __init__(self, name, params, ctx):
-        super().__init__(name, params, ctx)
-        enc = _encoder(params.k, params.n, ctx.device)
-        self.dec = self._decoder(enc, params.num_iter)
-        self.train_dec = self._decoder(enc, params.train_iter)
 
     def _decoder(self, enc, num_iter: int):
         if self.p.impl == "fast":
@@ -123,11 +121,20 @@ class LDPC5GDecoderBlock(Block):
 
     def setup(self, specs):
         s = specs["llr"]
+        enc = find_pair(s.meta, "ldpc5g_encoder")
+        k = paired_value(self.p.k, enc and enc.p.k, "k", enc and enc.name)
+        n = paired_value(self.p.n, enc and enc.p.n, "n", enc and enc.name)
+        if n <= k:
+            raise ValueError(f"n ({n}) must be larger than k ({k})")
+        self.p = self.p.model_copy(update={"k": k, "n": n})
+        code = _encoder(k, n, self.ctx.device)  # the encoder's own Sionna object (one per k, n, device)
+        self.dec = self._decoder(code, self.p.num_iter)
+        self.train_dec = self._decoder(code, self.p.train_iter)
         self.C = s.meta.get("codewords", s.size // self.p.n)
         self.L = s.meta.get("info_bits", self.C * self.p.k)
         if self.C * self.p.n != s.size:
             raise PortError(f"expects {self.C} codewords of n={self.p.n} LLRs, got {s}: k/n differ from the encoder?")
-        meta = {k: v for k, v in s.meta.items() if k not in ("info_bits", "codewords")}
+        meta = pop_pair({a: v for a, v in s.meta.items() if a not in ("info_bits", "codewords")}, "ldpc5g_encoder")
         return {"bits": Spec("bits", (self.L,), meta)}
 
     def forward(self, llr):

@@ -6,7 +6,7 @@ from typing import Literal
 import pydantic
 import torch
 
-from ..block import Block, Params, Port, Spec, expect
+from ..block import Block, Params, Port, Spec, expect, find_pair, paired_value, pop_pair, push_pair
 from ..errors import PortError
 
 _BPS = {1: "BPSK", 2: "QPSK", 4: "16-QAM", 6: "64-QAM", 8: "256-QAM"}
@@ -41,7 +41,8 @@ class QAMMapper(Block):
         self.L = specs["bits"].size
         m = self.p.bits_per_symbol
         self.pad = (-self.L) % m
-        return {"symbols": Spec("complex", ((self.L + self.pad) // m,), {**specs["bits"].meta, "num_bits": self.L})}
+        meta = push_pair({**specs["bits"].meta, "num_bits": self.L}, self.type_name, self)
+        return {"symbols": Spec("complex", ((self.L + self.pad) // m,), meta)}
 
     def forward(self, bits):
         b = bits.reshape(bits.shape[0], -1).float()
@@ -81,7 +82,8 @@ class QAMDemapper(Block):
     outputs = {"llr": "LLRs, log p(b=1)/p(b=0)", "bits": "hard decisions"}
 
     class Params(Params):
-        bits_per_symbol: int = pydantic.Field(description="must match the mapper")
+        bits_per_symbol: int | None = pydantic.Field(
+            None, description="taken from the qam_mapper the symbols come from (set it only without one)")
         method: Literal["app", "maxlog"] = pydantic.Field("app", description="Sionna demapping method")
         snr_db: float | None = pydantic.Field(None, description="Es/N0 used when the 'nvar' input is not wired")
         closed_form: bool = pydantic.Field(
@@ -89,21 +91,25 @@ class QAMDemapper(Block):
                                "generic demapper; equal to it within float rounding, so a coded link may differ "
                                "in rare frames (off by default: shipped results stay reproducible)")
 
-    def __init__(self, name, params, ctx):
-        super().__init__(name, params, ctx)
+    def setup(self, specs):
         from sionna.phy.mapping import Demapper
 
-        self.demapper = Demapper(params.method, *_constellation(params.bits_per_symbol), device=ctx.device)
-
-    def setup(self, specs):
         y = specs["y"]
+        mapper = find_pair(y.meta, "qam_mapper")
+        m = paired_value(self.p.bits_per_symbol, mapper and mapper.p.bits_per_symbol, "bits_per_symbol",
+                         mapper and mapper.name)
+        self.p = self.p.model_copy(update={"bits_per_symbol": m})
+        if mapper is not None:  # Sionna's pairing: the demapper shares the mapper's constellation object
+            self.demapper = Demapper(self.p.method, constellation=mapper.mapper.constellation, device=self.ctx.device)
+        else:
+            self.demapper = Demapper(self.p.method, *_constellation(m), device=self.ctx.device)
         if "nvar" not in specs and self.p.snr_db is None:
             raise PortError("connect 'nvar' (noise variance from the channel) or set params.snr_db")
         nbits = y.size * self.p.bits_per_symbol
         self.L = y.meta.get("num_bits", nbits)
         if self.L > nbits:
             raise PortError(f"{y} carries at most {nbits} bits but the mapper sent {self.L}: bits_per_symbol differs?")
-        meta = {k: v for k, v in y.meta.items() if k != "num_bits"}
+        meta = pop_pair({k: v for k, v in y.meta.items() if k != "num_bits"}, "qam_mapper")
         return {"llr": Spec("llr", (self.L,), meta), "bits": Spec("bits", (self.L,), meta)}
 
     def forward(self, y, nvar=None):

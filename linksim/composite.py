@@ -137,7 +137,8 @@ def expand(nodes: list[NodeCfg], composites: dict, files: dict[str, str], subst:
             # where a value is the plain $param of the instance, an error in it names the instance's key
             origins = {k: (f"{inst_where}.params.{m.group(1)}" if m.group(1) in inst.params
                            else f"{where_inner}{ckey}.params")
-                       for k, v in d["params"].items() if isinstance(v, str) and (m := _VAR.match(v))}
+                       for k, v in (d["params"].items() if isinstance(d["params"], dict) else ())
+                       if isinstance(v, str) and (m := _VAR.match(v))}
             for p, r in (d["inputs"] or {}).items() if isinstance(d["inputs"], dict) else ():
                 m = _PAD.match(r) if isinstance(r, str) else None
                 if m and m.group(3) in inst.inputs:  # an error in what the pad carries names the instance
@@ -153,7 +154,10 @@ def expand(nodes: list[NodeCfg], composites: dict, files: dict[str, str], subst:
                 cps = copies(d, rep, values, bkey)
             if params is None:
                 params = cps[0]
-            sub.append(NodeCfg(inner[bname], d["type"], params, inputs, bkey, rep, file=where_inner,
+            btype = subst(d["type"], values, f"{bkey}.type")
+            if not isinstance(btype, str):
+                raise UserError(f"a block type must be a name, got {btype!r}", f"{inst_where}.params")
+            sub.append(NodeCfg(inner[bname], btype, params, inputs, bkey, rep, file=where_inner,
                                origins=origins, context=f"in composite '{inst.type}' at {inst_where}", copies=cps))
         out.extend(expand(sub, composites, files, subst, copies, where, depth + 1))
         outputs[inst.name] = {}
@@ -192,12 +196,25 @@ def _to_pad(ref: Any, outputs: dict, node: NodeCfg, where: str) -> Any:
 
 
 def used_composites(blocks: dict, composites: dict) -> dict:
-    """The definitions of the composites a system uses, recursively (they enter its points' fingerprints)."""
+    """The definitions of the composites a system uses, recursively (they enter its points' fingerprints).
+    A composite counts as used where its name is any string of the system or of a used definition (a
+    ``type: $param`` may pick it through a parameter value)."""
+    def strings(obj, out):
+        if isinstance(obj, str):
+            out.add(obj)
+        elif isinstance(obj, dict):
+            for v in obj.values():
+                strings(v, out)
+        elif isinstance(obj, list):
+            for v in obj:
+                strings(v, out)
+        return out
+
     seen: dict = {}
-    todo = [b.type for b in blocks.values()]
+    todo = strings({k: b.model_dump(mode="json") for k, b in blocks.items()}, set())
     while todo:
         t = todo.pop()
         if t in composites and t not in seen:
-            seen[t] = composites[t]
-            todo.extend(b.type for b in composites[t].blocks.values())
-    return {k: seen[k].model_dump(mode="json", exclude={"description"}) for k in sorted(seen)}
+            seen[t] = composites[t].model_dump(mode="json", exclude={"description"})
+            todo |= strings(seen[t], set())
+    return {k: seen[k] for k in sorted(seen)}

@@ -161,7 +161,8 @@ class Graph:
             try:
                 self.blocks[node.name] = cls(node.name, params, self.ctx)
             except (ValueError, PortError) as e:
-                self._fail(f"{node.key}.params", str(e))
+                param = getattr(e, "param", None)
+                self._fail(f"{node.key}.params" + (f".{param}" if param else ""), str(e))
             except UserError as e:
                 if e.where:
                     raise

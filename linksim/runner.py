@@ -85,7 +85,7 @@ class Plan:
             seen = set()
             for point in points:
                 nodes = system_nodes(self.cfg, sname, point)
-                sig = _digest([(x.type, x.params, x.inputs, x.repeat) for x in nodes])
+                sig = _digest([(x.type, x.params, x.inputs, x.repeat, x.copies) for x in nodes])
                 if sig in seen:
                     continue
                 seen.add(sig)

@@ -48,8 +48,8 @@ class DataCfg(_Strict):
 
 
 class BlockCfg(_Strict):
-    type: str
-    params: dict[str, Any] = {}
+    type: str  # inside a composite also '$param' (e.g. the channel type)
+    params: dict[str, Any] | pydantic.constr(pattern=r"^\$[A-Za-z_]\w*$") = {}  # or '$param': a composite's dict
     inputs: dict[str, Any] = {}
     repeat: int | str | None = None  # 1..graph.MAX_REPEAT, checked by the engine after sweep substitution
     per_copy: dict[str, list] = {}  # parameter -> one value per copy of a repeated block (see also $i)
@@ -61,7 +61,7 @@ class CompositeCfg(_Strict):
     description: str = ""
     params: list[pydantic.constr(pattern=r"^[A-Za-z_]\w*$") | dict[pydantic.constr(pattern=r"^[A-Za-z_]\w*$"), Any]] = []
     inputs: list[pydantic.constr(pattern=r"^[A-Za-z_]\w*$")] = []
-    outputs: dict[str, str] = pydantic.Field(min_length=1)
+    outputs: dict[str, str] = {}  # none for a composite of sinks
     blocks: dict[pydantic.constr(pattern=r"^[A-Za-z_][\w-]*$"), BlockCfg] = pydantic.Field(min_length=1)
 
 
@@ -581,6 +581,8 @@ def sweep_points(sweep: dict[str, list]) -> list[dict]:
 
 def _copies(d: dict, rep: Any, point: dict, key: str) -> list | None:
     """Per-copy parameters of a repeated block: ``$i`` substituted and ``per_copy`` lists spread."""
+    if not isinstance(d["params"], dict):
+        return None
     per = d.get("per_copy") or {}
     refs: dict[str, str] = {}
     _refs(d["params"], refs, key)

@@ -7,14 +7,14 @@ import pydantic
 import torch
 
 from ..block import Block, Params, Port, Spec, expect, find_pair, paired_value, pop_pair, push_pair
-from ..errors import PortError
+from ..errors import ParamError, PortError
 
 _BPS = {1: "BPSK", 2: "QPSK", 4: "16-QAM", 6: "64-QAM", 8: "256-QAM"}
 
 
 def _constellation(m: int) -> tuple[str, int]:
     if m not in _BPS:
-        raise ValueError(f"bits_per_symbol must be one of {sorted(_BPS)} (BPSK, QPSK, 16/64/256-QAM), got {m}")
+        raise ParamError("bits_per_symbol", f"bits_per_symbol must be one of {sorted(_BPS)} (BPSK, QPSK, 16/64/256-QAM), got {m}")
     return ("pam", 1) if m == 1 else ("qam", m)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from typing import Any, Callable
 
 from .errors import UserError
@@ -218,3 +219,37 @@ def used_composites(blocks: dict, composites: dict) -> dict:
             seen[t] = composites[t].model_dump(mode="json", exclude={"description"})
             todo |= strings(seen[t], set())
     return {k: seen[k] for k in sorted(seen)}
+
+
+def library_files(extra: list[str] = ()) -> list[Path]:
+    """Library files `linksim blocks` lists: scenarios/lib/*.yaml under the working folder, the folders or
+    files in LINKSIM_LIBRARY (os.pathsep-separated), and ``extra``."""
+    import os
+
+    out: list[Path] = []
+    for item in [*(["scenarios/lib"]), *filter(None, os.environ.get("LINKSIM_LIBRARY", "").split(os.pathsep)), *extra]:
+        p = Path(item)
+        out.extend(sorted(p.glob("*.yaml")) if p.is_dir() else [p] if p.is_file() else [])
+    return out
+
+
+def describe_library(files: list[Path]) -> list[str]:
+    """Lines describing every composite of the library files: parameters (defaults), pads, inner blocks."""
+    from .scenario import CompositeCfg, resolve_includes
+
+    lines: list[str] = []
+    for f in files:
+        raw = {"include": [str(f.resolve())]}
+        where = resolve_includes(raw, f.parent, str(f))
+        for name, d in raw.get("composites", {}).items():
+            c = CompositeCfg.model_validate(d)
+            req, opt = param_defaults(c.params)
+            lines.append(f"{name}: {c.description or '(composite)'}  [{where[name].rstrip(': ')}]")
+            lines.append(f"    inputs:  {', '.join(c.inputs) or 'none'}")
+            lines.append(f"    outputs: {', '.join(c.outputs) or 'none'}")
+            for p in req:
+                lines.append(f"    - {p} (required)")
+            for p, v in opt.items():
+                lines.append(f"    - {p} ({v!r})")
+            lines.append(f"    blocks:  {', '.join(f'{b} ({x.type})' for b, x in c.blocks.items())}")
+    return lines

@@ -29,6 +29,7 @@ SHIPPED = sorted((ROOT / "scenarios").rglob("*.yaml"))
 CORPUS = sorted((ROOT / "tests" / "fuzz_corpus").glob("*.yaml"))
 CORPUS_ARGV = json.loads((ROOT / "tests" / "fuzz_corpus" / "argv.json").read_text())
 WORK = Path(tempfile.mkdtemp(prefix="linksim-fuzz-"))
+(WORK / "lib").symlink_to(ROOT / "scenarios" / "lib")  # mutated scenarios still find their included library
 SLOW_S = 15.0  # one validation of the largest shipped scenario takes ~3 s on 2 cores
 MEM_BUDGET = 2 * 2**30  # resident memory may not grow by more than this over the whole fuzz run
 
@@ -90,10 +91,11 @@ def check_bytes(data: bytes) -> tuple[int, str]:
 # ----------------------------------------------------------------------------------------- strategies
 KEYS = ["name", "seed", "data", "sweep", "quick", "systems", "plots", "envelopes", "defs", "description",
         "blocks", "type", "params", "inputs", "repeat", "samples", "test_samples", "batch_size", "snr_db",
-        "dataset", "train_samples", "metric", "x", "bits_per_sample", "bits_per_symbol", "k", "n", "p"]
+        "dataset", "train_samples", "metric", "x", "bits_per_sample", "bits_per_symbol", "k", "n", "p",
+        "include", "composites", "outputs", "per_copy", "channel", "channel_type"]
 SPECIAL = ["$snr_db", "${snr_db * 2}", "${10**10**10}", "${1/0}", "${floor(x)}", "${" + "(" * 200 + "1" + ")" * 200 + "}",
            "src.bits", "map.symbols", "chan.y", "bit_source", "awgn", "qam_mapper", "ber", "dataset", "s[0].x",
-           "s[*].x", "a:b", "linksim.block:Block", "../../etc/passwd", "\x00", "\u202e", "💥", "nan", "-0"]
+           "s[*].x", "a:b", "linksim.block:Block", "self.bits", "$i", "${i + 1}", "coded_link", "sscc", "lib/links.yaml", "../../etc/passwd", "\x00", "\u202e", "💥", "nan", "-0"]
 numbers = st.one_of(st.integers(), st.integers(min_value=-(2**80), max_value=2**80),
                     st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0, -1, 1, 2**31, 2**63, 10**11]))
 scalars = st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=12), st.sampled_from(SPECIAL))
@@ -113,7 +115,17 @@ TINY = {
                   "inputs": {"y": "chan.y", "nvar": "chan.nvar"}},
         "ber": {"type": "ber", "inputs": {"bits": "src.bits", "bits_hat": "demap.bits"}},
         "bler": {"type": "bler", "params": {"block_bits": 4}, "inputs": {"bits": "src.bits", "bits_hat": "demap.bits"}},
+    }}, "c": {"samples": 4, "batch_size": 2, "blocks": {
+        "src": {"type": "bit_source", "params": {"bits_per_sample": 8}},
+        "l": {"type": "lnk", "repeat": 2, "params": {"snr": "$snr_db"}, "per_copy": {"bps": [2, 4]},
+              "inputs": {"bits": "src.bits"}},
+        "ber": {"type": "ber", "repeat": 2, "inputs": {"bits": "src.bits", "bits_hat": "l.bits"}},
     }}},
+    "composites": {"lnk": {"params": ["snr", {"bps": 2}], "inputs": ["bits"], "outputs": {"bits": "demap.bits"},
+                           "blocks": {
+        "map": {"type": "qam_mapper", "params": {"bits_per_symbol": "$bps"}, "inputs": {"bits": "self.bits"}},
+        "chan": {"type": "awgn", "params": {"snr_db": "$snr"}, "inputs": {"x": "map.symbols"}},
+        "demap": {"type": "qam_demapper", "inputs": {"y": "chan.y", "nvar": "chan.nvar"}}}}},
 }
 
 
@@ -228,6 +240,23 @@ def test_mutated_valid_scenario(data):
 
 
 
+LIB_USER = b"""name: lib_user
+include: [LIB]
+data: {dataset: fashion_mnist, test_samples: 4, batch_size: 2}
+sweep: {snr_db: [0]}
+systems:
+  c:
+    samples: 4
+    blocks:
+      src: {type: bit_source, params: {bits_per_sample: 64}}
+      l: {type: coded_link, params: {k: 64, n: 128, channel: {snr_db: $snr_db}}, inputs: {bits: src.bits}}
+      ber: {type: ber, inputs: {bits: src.bits, bits_hat: l.bits}}
+  s:
+    blocks:
+      data: {type: dataset}
+      s: {type: sscc, params: {uses: 300, bps: 2, rate: 0.5, channel: {snr_db: $snr_db}}, inputs: {image: data.image}}
+"""
+
 # cases per shipped file: the big sweeps take seconds to validate, so they get fewer
 BYTE_CASES = {"sscc_vs_jscc.yaml": 15, "multires_jscc.yaml": 30, "distributed_sensing.yaml": 50}
 
@@ -237,7 +266,13 @@ def test_byte_mutations_of_shipped_files(path):
     @settings(FUZZ, max_examples=BYTE_CASES.get(path.name, 120))
     @given(byte_mutation(path))
     def run(data):
-        check_bytes(data)
+        if path.parent.name == "lib":  # a library file: validate a scenario that includes the mutated copy
+            h = hashlib.sha256(data).hexdigest()[:16]
+            (WORK / "mutlib").mkdir(exist_ok=True)
+            (WORK / "mutlib" / f"{h}.yaml").write_bytes(data)
+            check_bytes(LIB_USER.replace(b"LIB", f"mutlib/{h}.yaml".encode()))
+        else:
+            check_bytes(data)
 
     run()
 

@@ -33,6 +33,7 @@ class LearnedTx(Block):
         train_phase_noise_deg: float = pydantic.Field(0.0, ge=0, description="iid phase noise in training")
         hidden: pydantic.PositiveInt = pydantic.Field(64, description="width of the demapper MLP")
         epochs: pydantic.PositiveInt = pydantic.Field(10, description="passes over the training bits")
+        batch_symbols: pydantic.PositiveInt = pydantic.Field(4096, description="symbols per Adam step")
         lr: float = pydantic.Field(0.01, gt=0, description="Adam learning rate")
         seed: int = pydantic.Field(0, description="initialisation and training-noise seed")
 
@@ -76,17 +77,20 @@ class LearnedTx(Block):
         opt = torch.optim.Adam([self.points, *self.demapper.parameters()], lr=self.p.lr)
         n0 = 10 ** (-self.p.train_snr_db / 10)
         sigma = math.radians(self.p.train_phase_noise_deg)
+        m, step = self.p.bits_per_symbol, self.p.batch_symbols
         for epoch in range(self.p.epochs):
             for batch in data.epoch(epoch):  # dicts of this block's inputs on the training split
-                bits = batch["bits"].cpu()
-                x = self.modulate(bits)
-                phi = torch.randn(x.shape, generator=g) * sigma
-                noise = torch.complex(torch.randn(x.shape, generator=g), torch.randn(x.shape, generator=g))
-                y = x * torch.polar(torch.ones_like(phi), phi) + noise * math.sqrt(n0 / 2)
-                loss = torch.nn.functional.binary_cross_entropy_with_logits(self.demap(y), bits)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+                groups = batch["bits"].cpu().reshape(-1, m)
+                for i in range(0, len(groups), step):  # Adam steps of batch_symbols symbols
+                    bits = groups[i:i + step].reshape(1, -1)
+                    x = self.modulate(bits)
+                    phi = torch.randn(x.shape, generator=g) * sigma
+                    noise = torch.complex(torch.randn(x.shape, generator=g), torch.randn(x.shape, generator=g))
+                    y = x * torch.polar(torch.ones_like(phi), phi) + noise * math.sqrt(n0 / 2)
+                    loss = torch.nn.functional.binary_cross_entropy_with_logits(self.demap(y), bits)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
         self.summary = {"epochs": self.p.epochs, "final_bce": round(loss.item(), 5)}
         ctx.record(self.name, self.summary)  # run.json "training" section
 

@@ -113,7 +113,10 @@ def _load(scenario, overrides, quick: bool, seed: int | None):
     sets = _override_list(overrides)
     path, text, label = _source(scenario)
     if path is not None:
-        cfg, raw = load_scenario(path, sets, quick, seed)
+        try:
+            cfg, raw = load_scenario(path, sets, quick, seed)
+        except UserError as e:
+            raise _relabel(e, "--set", "override") from None
         return cfg, raw, label
     # YAML text and dicts go through the file reader (the same size, encoding and alias checks) via a
     # private temporary file; errors name ``label`` instead of that file.
@@ -124,7 +127,7 @@ def _load(scenario, overrides, quick: bool, seed: int | None):
         try:
             cfg, raw = load_scenario(str(f), sets, quick, seed)
         except UserError as e:
-            raise _relabel(e, str(f), label) from None
+            raise _relabel(_relabel(e, str(f), label), "--set", "override") from None
     return cfg, raw, label
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -49,7 +50,12 @@ def load(scenario, overrides=(), quick: bool = False, seed: int | None = None):
 
     cfg, _, where = _load(scenario, overrides, quick, seed)
     validate_loaded(cfg, where, quick)
+    _ORIGINS[id(cfg)] = (weakref.ref(cfg), where)
     return cfg
+
+
+# where each scenario object returned by load() came from (errors and run.json name that file when it is rerun)
+_ORIGINS: dict[int, tuple[weakref.ref, str]] = {}
 
 
 def validate(scenario, overrides=(), quick: bool = False, seed: int | None = None) -> None:
@@ -89,7 +95,10 @@ def _source(scenario) -> tuple[str | None, str | None, str]:
         if "\n" in scenario or scenario.lstrip().startswith("{"):
             return None, scenario, "<yaml>"
         return scenario, None, scenario
+    label = "<dict>"
     if isinstance(scenario, ScenarioCfg):
+        ref, origin = _ORIGINS.get(id(scenario), (None, None))
+        label = origin if ref is not None and ref() is scenario else "<dict>"
         scenario = scenario.model_dump(mode="json")
     if isinstance(scenario, Mapping):
         import yaml
@@ -97,10 +106,10 @@ def _source(scenario) -> tuple[str | None, str | None, str]:
         from .scenario import plain_data
 
         try:
-            text = yaml.safe_dump(plain_data(dict(scenario), "<dict>"), sort_keys=False, allow_unicode=True)
+            text = yaml.safe_dump(plain_data(dict(scenario), label), sort_keys=False, allow_unicode=True)
         except yaml.YAMLError as e:
-            raise UserError(f"cannot be written as YAML: {e}", "<dict>") from None
-        return None, text, "<dict>"
+            raise UserError(f"cannot be written as YAML: {e}", label) from None
+        return None, text, label
     raise UserError(f"a scenario is a path, YAML text or a dict, got {type(scenario).__name__}")
 
 

@@ -115,3 +115,13 @@ def test_import_linksim_stays_light():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
+
+
+def test_a_loaded_scenario_keeps_naming_its_file(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text(TEXT)
+    cfg = linksim.load(p)
+    cfg.systems["qpsk"].blocks["chan"].type = "awgnn"  # changed after loading: errors still name the file
+    with pytest.raises(UserError, match="unknown block type 'awgnn'") as e:
+        linksim.run(cfg)
+    assert e.value.where == f"{p}: systems.qpsk.blocks.chan.type"

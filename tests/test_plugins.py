@@ -212,3 +212,30 @@ def test_example_package_installs_with_pip_and_runs_by_name_and_by_module_class(
     # more SNR, fewer errors; and the learned pair decodes far better than guessing
     for s in ("qam16", "learned16"):
         assert 0 < b[s, 22] < b[s, 14] < 0.2
+
+
+def test_the_readme_block_example_runs_as_written(user_module):
+    """The code of README "Write your own block", copied verbatim, loads as 'myblocks:Clip' and clips."""
+    import re
+
+    import torch
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Write your own block"):readme.index("## Python API")]
+    code = re.search(r"```python\n(# myblocks.py\n.*?)```", section, re.S).group(1)
+    user_module("myblocks", code)
+    d = {"name": "clip", "systems": {"s": {"samples": 4, "blocks": {
+        "src": {"type": "bit_source", "params": {"bits_per_sample": 8}},
+        "map": {"type": "qam_mapper", "params": {"bits_per_symbol": 2}, "inputs": {"bits": "src.bits"}},
+        "re": {"type": "complex_to_real", "inputs": {"y": "map.symbols"}},
+        "clip": {"type": "myblocks:Clip", "params": {"limit": 0.5}, "inputs": {"x": "re.x"}}}}}}
+    linksim.validate(d)
+    d["systems"]["s"]["blocks"]["clip"]["params"]["limit"] = 0
+    with pytest.raises(UserError, match=r"systems.s.blocks.clip.params.limit: Input should be greater than 0"):
+        linksim.validate(d)
+    from linksim.registry import block_class
+
+    cls = block_class("myblocks:Clip")
+    blk = cls("clip", cls.Params(limit=0.5), None)
+    y = blk.forward(x=torch.tensor([[-2.0, 0.25, 0.75]]))["y"]
+    assert y.tolist() == [[-0.5, 0.25, 0.5]]

@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_blocks() -> None:
-    from .registry import BLOCKS, block_class, describe_params
+    from .registry import BLOCKS, ENTRY_POINT_GROUP, all_plugins, block_class
 
     by_role: dict[str, list] = {}
     for name in BLOCKS:
@@ -76,17 +76,43 @@ def _cmd_blocks() -> None:
     for role, items in by_role.items():
         print(f"== {role} ==")
         for name, cls in items:
-            doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-            print(f"{name}: {doc}")
-            if cls.inputs:
-                ins = ", ".join(f"{k}[{'|'.join(v.kinds)}]{'?' if v.optional else ''}{'*' if v.multi else ''}"
-                                for k, v in cls.inputs.items())
-                print(f"    inputs:  {ins}")
-            if cls.outputs:
-                print(f"    outputs: {', '.join(cls.outputs)}")
-            for pname, ptype, default, desc in describe_params(cls):
-                print(f"    - {pname} ({ptype}, {default}){': ' + desc if desc else ''}")
+            _print_block(name, cls)
         print()
+    found = all_plugins()
+    if found:  # blocks added by installed packages, with where they come from
+        print(f"== plugins (entry points '{ENTRY_POINT_GROUP}') ==")
+        for name, plug in found.items():
+            origin = f"{plug.dist}, {plug.target}"
+            if plug.shadowed:
+                print(f"{name}: IGNORED, a built-in block has this name ({origin}); write '{plug.target}' to use it")
+                continue
+            if plug.error:
+                print(f"{name}: UNUSABLE, {plug.error}")
+                continue
+            try:
+                cls = block_class(name)
+            except UserError as e:
+                print(f"{name}: CANNOT LOAD ({origin}): {_one_line(str(e))}")
+                continue
+            _print_block(name, cls, f"    from: {origin}")
+        print()
+
+
+def _print_block(name: str, cls, origin: str | None = None) -> None:
+    from .registry import describe_params
+
+    doc = (cls.__doc__ or "").strip().splitlines()[0] if (cls.__doc__ or "").strip() else ""
+    print(f"{name}: {doc}")
+    if origin:
+        print(origin)
+    if cls.inputs:
+        ins = ", ".join(f"{k}[{'|'.join(v.kinds)}]{'?' if v.optional else ''}{'*' if v.multi else ''}"
+                        for k, v in cls.inputs.items())
+        print(f"    inputs:  {ins}")
+    if cls.outputs:
+        print(f"    outputs: {', '.join(cls.outputs)}")
+    for pname, ptype, default, desc in describe_params(cls):
+        print(f"    - {pname} ({ptype}, {default}){': ' + desc if desc else ''}")
 
 
 def _internal_error(exc: BaseException) -> str:

@@ -125,8 +125,13 @@ def make_context(cfg: ScenarioCfg, where: str, device: str = "auto", quick: bool
 
 def validate_scenario(path: str, overrides=(), quick: bool = False) -> tuple[Plan, int]:
     cfg, _ = load_scenario(path, overrides, quick)
-    plan = Plan(cfg, str(path))
-    ctx = make_context(cfg, str(path), device="cpu", quick=quick, progress=False, cache_dir=None)
+    return validate_loaded(cfg, str(path), quick)
+
+
+def validate_loaded(cfg: ScenarioCfg, where: str, quick: bool = False) -> tuple[Plan, int]:
+    """Build every graph of a loaded scenario at every sweep point (nothing runs); ``where`` names it."""
+    plan = Plan(cfg, where)
+    ctx = make_context(cfg, where, device="cpu", quick=quick, progress=False, cache_dir=None)
     return plan, plan.validate(ctx)
 
 
@@ -265,14 +270,41 @@ def run_scenario(path: str, out_dir: str | Path, overrides=(), quick: bool = Fal
     """Validate, then run every sweep point not already in ``out_dir``. A folder holding results of another
     configuration is refused (UserError) unless ``overwrite``; SIGINT/SIGTERM stop at a batch boundary with
     every finished point kept (:class:`~linksim.interrupt.Interrupted`)."""
+    cfg, raw = load_scenario(path, overrides, quick, seed)
+    run_loaded(cfg, raw, str(path), out_dir, overrides, quick, device, progress, cache_dir, plots, executor,
+               address, overwrite)
+    return Path(out_dir)
+
+
+def run_loaded(cfg: ScenarioCfg, raw: dict, where: str, out_dir: str | Path | None, overrides=(),
+               quick: bool = False, device: str = "auto", progress: bool | None = None, cache_dir="default",
+               plots: bool = True, executor: str = "local", address: str | None = None,
+               overwrite: bool = False, command: str | None = None) -> tuple[list[dict], list[str]]:
+    """Run a loaded scenario (``where`` names it in errors). With ``out_dir``: as :func:`run_scenario` (the
+    folder's files, resume, graceful interrupt). With ``out_dir=None`` nothing is written (no results, no
+    points; the weight cache is still used unless ``cache_dir`` is None) and every point runs. Returns the
+    results.csv rows and the sweep variables (its column order: :func:`linksim.results.columns_for`)."""
+    if out_dir is None:
+        return _run_scenario(cfg, raw, where, None, overrides, quick, device, progress, cache_dir, plots,
+                             executor, address, overwrite, command)
     with graceful():
         try:
-            return _run_scenario(path, out_dir, overrides, quick, device, seed, progress, cache_dir, plots,
-                                 executor, address, overwrite)
+            return _run_scenario(cfg, raw, where, out_dir, overrides, quick, device, progress, cache_dir, plots,
+                                 executor, address, overwrite, command)
         except Interrupted as e:
             done = len(list(PointStore(Path(out_dir)).dir.glob("*.json")))
             e.detail = f"{done} finished sweep point(s) kept in {out_dir}"
             raise
+
+
+class _NoStore:
+    """The point store of a run that writes nothing (``out_dir=None``): nothing to resume, nothing kept."""
+
+    def load(self, system: str, fp: str) -> None:
+        return None
+
+    def save(self, system: str, fp: str, rows: list[dict]) -> None:
+        pass
 
 
 def point_config(cfg: ScenarioCfg, sname: str) -> dict:
@@ -295,16 +327,16 @@ def default_out(cfg: ScenarioCfg, quick: bool) -> Path:
     return base / "quick" if quick else base
 
 
-def _run_scenario(path, out_dir, overrides, quick, device, seed, progress, cache_dir, plots, executor, address,
-                  overwrite) -> Path:
+def _run_scenario(cfg, raw, where, out_dir, overrides, quick, device, progress, cache_dir, plots, executor,
+                  address, overwrite, command=None) -> tuple[list[dict], list[str]]:
     t0 = time.time()
-    cfg, raw = load_scenario(path, overrides, quick, seed)
-    plan = Plan(cfg, str(path))
-    ctx = make_context(cfg, str(path), device, quick, progress, cache_dir)
+    plan = Plan(cfg, where)
+    ctx = make_context(cfg, where, device, quick, progress, cache_dir)
     plan.validate(ctx)  # every graph at every point before any work
-    out = Path(out_dir)
-    prepare_out(out, config_fingerprint(raw, quick), str(path), quick, overwrite)
-    store = PointStore(out)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        prepare_out(out, config_fingerprint(raw, quick), where, quick, overwrite)
+    store = PointStore(out) if out is not None else _NoStore()
     all_rows: list[dict] = []
     resumed = 0
     order: list[tuple[str, dict, str]] = []
@@ -341,20 +373,22 @@ def _run_scenario(path, out_dir, overrides, quick, device, seed, progress, cache
     if remote:
         if ctx.cache.root is None:
             raise UserError("--executor ray needs the weight cache (drop --no-cache)")
-        _run_ray(remote, raw_resolved(cfg), str(path), ctx, quick, str(ctx.cache.root), address, store, done)
+        _run_ray(remote, raw_resolved(cfg), where, ctx, quick, str(ctx.cache.root), address, store, done)
     early = apply_early_stop(cfg, order, done)
     for _, _, fp in order:
         all_rows.extend(done[fp])
     all_rows += derived_rows(cfg, all_rows)
+    if out is None:
+        return all_rows, plan.sweep_vars
     write_csv(out / "results.csv", all_rows, plan.sweep_vars)
-    info = run_info(str(path), raw, cfg.seed, time.time() - t0,
+    info = run_info(where, raw, cfg.seed, time.time() - t0,
                     {"device": ctx.device, "quick": quick, "overrides": list(overrides), "executor": executor,
                      "points_resumed": resumed, **stop_info(cfg, early),
                      "weight_cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
-                     **ctx.shared.get("run_info", {})})
+                     **ctx.shared.get("run_info", {}), **({"command": command} if command else {})})
     write_json(out / "run.json", info)
     if plots:
         from .plot import plot_rows
 
         plot_rows(all_rows, out, plan.sweep_vars, [p.model_dump() for p in cfg.plots])
-    return out
+    return all_rows, plan.sweep_vars

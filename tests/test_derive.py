@@ -2,9 +2,10 @@
 import pytest
 from conftest import write
 
+import linksim
+
 from linksim.derive import envelope_rows
 from linksim.errors import UserError
-from linksim.results import read_csv
 
 
 def _rows():
@@ -57,28 +58,23 @@ systems:
 """
 
 
-def test_envelope_rows_in_results_csv(tmp_path):
-    from linksim.runner import run_scenario
-
-    out = run_scenario(write(tmp_path, SCEN), tmp_path / "out", progress=False, plots=False)
-    rows = read_csv(out / "results.csv")
-    env = [r for r in rows if r["system"] == "best" and r["metric"] == "ber"]
-    assert len(env) == 2 and {r["chosen"] for r in env} == {"bpsk"}  # BPSK has the lower BER at equal Es/N0
-    for r in env:
-        twin = next(x for x in rows if x["system"] == "bpsk" and x["metric"] == "ber" and x["snr_db"] == r["snr_db"])
-        assert twin["value"] == r["value"]
+def test_envelope_rows_in_results_csv():
+    ber = linksim.run(SCEN).query("metric == 'ber'")  # the rows of results.csv, no file written
+    env = ber[ber.system == "best"]
+    assert len(env) == 2 and set(env.chosen) == {"bpsk"}  # BPSK has the lower BER at equal Es/N0
+    twin = ber[ber.system == "bpsk"].set_index("snr_db")["value"]
+    for snr, value in zip(env.snr_db, env.value):
+        assert twin[snr] == value
 
 
 @pytest.mark.parametrize("bad, msg", [
     ('{name: best, systems: ["nope*"], metric: ber}', "envelopes.0.systems"),
     ("{name: bpsk, systems: [qpsk], metric: ber}", "envelopes.0.name"),
 ])
-def test_bad_envelopes_are_user_errors(tmp_path, bad, msg):
-    from linksim.runner import validate_scenario
-
+def test_bad_envelopes_are_user_errors(bad, msg):
     text = SCEN.replace('{name: best, systems: ["bpsk*", qpsk], metric: ber, mode: min}', bad)
     with pytest.raises(UserError) as e:
-        validate_scenario(write(tmp_path, text))
+        linksim.validate(text)
     assert msg in str(e.value)
 
 
@@ -107,10 +103,10 @@ def test_expressions_of_sweep_variables(tmp_path):
     assert nodes["src"].params["bits_per_sample"] == 9
     bad = text.replace("floor(uses * bps * 0.5) - 1", '__import__("os")')
     with pytest.raises(UserError, match="may use only"):
-        Plan(load_scenario(write(tmp_path, bad, "b.yaml"))[0], "t")
+        linksim.validate(bad)
     unknown = text.replace("floor(uses * bps * 0.5) - 1", "nope + 1")
     with pytest.raises(UserError, match="'\\$nope' is not a sweep variable"):
-        Plan(load_scenario(write(tmp_path, unknown, "c.yaml"))[0], "t")
+        linksim.validate(unknown)
 
 
 def test_plot_systems_filter_and_chosen_column_do_not_split_lines(tmp_path):

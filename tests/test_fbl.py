@@ -73,10 +73,9 @@ def test_normal_approximation_formula():
 
 
 def test_normal_approx_rows_and_bad_system(tmp_path, capsys):
+    import linksim
     from conftest import link_blocks, write
     from linksim.cli import main
-    from linksim.results import read_csv
-    from linksim.runner import run_scenario
 
     text = """
 name: t
@@ -94,10 +93,10 @@ systems:
       dec:   {type: ldpc5g_decoder, params: {k: 40, n: 80}, inputs: {llr: demap.llr}}
       bler:  {type: bler, inputs: {bits: src.bits, bits_hat: dec.bits}}
 """
-    out = run_scenario(write(tmp_path, text), tmp_path / "o", progress=False, plots=False, cache_dir=None)
-    na = [r for r in read_csv(out / "results.csv") if r["metric"] == "bler_normal_approx"]
-    assert {(r["snr_db"], r["input"]) for r in na} == {(1, "QPSK"), (1, "gaussian"), (2, "QPSK"), (2, "gaussian")}
-    r = next(r for r in na if r["snr_db"] == 2 and r["input"] == "QPSK")
+    df = linksim.run(text, cache=False)
+    na = df[df.metric == "bler_normal_approx"]
+    assert set(zip(na.snr_db, na.input)) == {(1, "QPSK"), (1, "gaussian"), (2, "QPSK"), (2, "gaussian")}
+    r = na[(na.snr_db == 2) & (na.input == "QPSK")].iloc[0]
     assert r["blocklength"] == 40 and r["info_bits"] == 40
     assert r["value"] == pytest.approx(bler_normal_approx(40, 40, 2.0, 2))
     bad = text.replace('systems: ["c*"]', 'systems: ["coded", "plain"]') + """  plain:

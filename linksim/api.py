@@ -129,12 +129,14 @@ def _load(scenario, overrides, quick: bool, seed: int | None):
         return cfg, raw, label
     # YAML text and dicts go through the file reader (the same size, encoding and alias checks) via a
     # private temporary file; errors name ``label`` instead of that file.
-    # TODO(lead): a ``load_scenario(..., raw=...)`` hook in scenario.py would make the temporary file unneeded.
+    # ``include`` paths of YAML text or a dict are relative to the working folder (of a scenario object
+    # from linksim.load: to its file's folder).
     with tempfile.TemporaryDirectory(prefix="linksim-api-") as tmp:
         f = Path(tmp) / "scenario.yaml"
         f.write_text(text, encoding="utf-8")
         try:
-            cfg, raw = load_scenario(str(f), sets, quick, seed)
+            base = Path(label).parent if label not in ("<yaml>", "<dict>") else Path.cwd()  # a loaded file's folder
+            cfg, raw = load_scenario(str(f), sets, quick, seed, base=base)
         except UserError as e:
             raise _relabel(_relabel(e, str(f), label), "--set", "override") from None
     return cfg, raw, label

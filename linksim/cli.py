@@ -55,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     v.add_argument("--quick", action="store_true")
 
-    sub.add_parser("blocks", help="list block types with their ports and parameters")
+    b = sub.add_parser("blocks", help="list block types with their ports and parameters, plugins and library "
+                                      "composites (scenarios/lib/*.yaml, LINKSIM_LIBRARY, --lib)")
+    b.add_argument("--lib", action="append", default=[], metavar="FILE_OR_DIR", help="also list this library's composites")
 
     pl = sub.add_parser("plot", help="(re)draw the PNG plots of a results folder or results.csv")
     pl.add_argument("target")
@@ -66,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _cmd_blocks() -> None:
+def _cmd_blocks(lib: list[str] = ()) -> None:
     from .registry import BLOCKS, ENTRY_POINT_GROUP, all_plugins, block_class
 
     by_role: dict[str, list] = {}
@@ -95,6 +97,13 @@ def _cmd_blocks() -> None:
                 print(f"{name}: CANNOT LOAD ({origin}): {_one_line(str(e))}")
                 continue
             _print_block(name, cls, f"    from: {origin}")
+        print()
+    from .composite import describe_library, library_files
+
+    lines = describe_library(library_files(lib))
+    if lines:  # composite blocks of library files, with their parameters and pads
+        print("== composites (library files) ==")
+        print("\n".join(lines))
         print()
 
 
@@ -141,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.cmd == "blocks":
-            _cmd_blocks()
+            _cmd_blocks(args.lib)
         elif args.cmd == "validate":
             from .runner import validate_scenario
 

@@ -227,9 +227,14 @@ def library_files(extra: list[str] = ()) -> list[Path]:
     import os
 
     out: list[Path] = []
-    for item in [*(["scenarios/lib"]), *filter(None, os.environ.get("LINKSIM_LIBRARY", "").split(os.pathsep)), *extra]:
+    for item in [*(["scenarios/lib"]), *filter(None, os.environ.get("LINKSIM_LIBRARY", "").split(os.pathsep))]:
         p = Path(item)
         out.extend(sorted(p.glob("*.yaml")) if p.is_dir() else [p] if p.is_file() else [])
+    for item in extra:  # asked for by name: it must exist
+        p = Path(item)
+        if not p.exists():
+            raise UserError("library file or folder not found", f"--lib {item}")
+        out.extend(sorted(p.glob("*.yaml")) if p.is_dir() else [p])
     return out
 
 

@@ -373,7 +373,7 @@ def resolve_includes(raw: dict, base: Path, where: str) -> dict[str, str]:
             if not isinstance(target, dict):
                 raise UserError("'composites' must map names to definitions", f"{where}: composites")
             for name, d in lcfg.composites.items():
-                if name in target and files.get(name) != f"{lib}: ":
+                if name in target and files.get(name) != f"{lib}: " and not _same_composite(target[name], d):
                     raise UserError(f"composite '{name}' is also defined in {files.get(name, where).rstrip(': ')}",
                                     f"{lib}: composites.{name}")
                 target[name] = copy.deepcopy(d)
@@ -381,6 +381,15 @@ def resolve_includes(raw: dict, base: Path, where: str) -> dict[str, str]:
 
     visit(raw.get("include"), base, f"{where}: include")
     return files
+
+
+def _same_composite(a: Any, b: Any) -> bool:
+    """Two definitions that validate to the same composite (a resolved scenario saved and loaded again
+    holds its library's composites inline and still lists the library)."""
+    try:
+        return CompositeCfg.model_validate(a).model_dump() == CompositeCfg.model_validate(b).model_dump()
+    except pydantic.ValidationError:
+        return False
 
 
 def check_composites(cfg: ScenarioCfg, where: str) -> None:
@@ -394,11 +403,12 @@ def check_composites(cfg: ScenarioCfg, where: str) -> None:
 
 
 def load_scenario(path: str | Path, overrides: list[str] = (), quick: bool = False,
-                  seed: int | None = None) -> tuple[ScenarioCfg, dict]:
-    """Load, apply ``--quick`` then ``--set`` overrides, validate. Returns (config, resolved raw dict)."""
+                  seed: int | None = None, base: str | Path | None = None) -> tuple[ScenarioCfg, dict]:
+    """Load, apply ``--quick`` then ``--set`` overrides, validate. Returns (config, resolved raw dict).
+    ``include`` paths are relative to ``base`` (default: the scenario file's folder)."""
     where = str(path)
     raw = load_raw(path)
-    files = resolve_includes(raw, Path(path).parent, where)
+    files = resolve_includes(raw, Path(base) if base is not None else Path(path).parent, where)
     if quick:
         q = raw.get("quick") or {}
         if not isinstance(q, dict):

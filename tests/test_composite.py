@@ -294,3 +294,18 @@ systems:
     assert good["fallback_rate"] == 0.0 and bad["fallback_rate"] == 1.0
     assert good["psnr_db"] > bad["psnr_db"] + 5 and good["ssim"] > bad["ssim"] + 0.2
     assert good["channel_uses_per_sample"] == 600
+
+
+def test_blocks_command_lists_library_composites(tmp_path, capsys, monkeypatch):
+    from linksim.cli import main
+
+    _lib(tmp_path)
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    assert main(["blocks", "--lib", str(tmp_path / "lib")]) == 0
+    out = capsys.readouterr().out
+    assert "== composites (library files) ==" in out
+    for line in ["coded_link: 5G LDPC", "sscc: HEVC intra", "coded: (composite)", "    - k (required)",
+                 "    - bits_per_symbol (2)", "    outputs: bits, llr"]:
+        assert line in out
+    assert main(["blocks", "--lib", str(tmp_path / "none")]) == 2
+    assert "--lib" in capsys.readouterr().err

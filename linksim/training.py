@@ -8,6 +8,7 @@ generator) and its optimiser; the loop owns everything else, the same way for ev
   training neither depends on nor disturbs what ran before;
 - epochs of shuffled mini-batches (``drop_last``: full batches only, when there is more than one batch);
 - early stopping on the epoch's mean loss (``patience`` epochs without improving by ``min_delta``);
+- SIGINT/SIGTERM honoured at every batch boundary (:mod:`linksim.interrupt`);
 - a NaN/inf check after every batch: a diverging loss is a :class:`~linksim.errors.UserError` (exit 2) naming
   the block's YAML key and the epoch;
 - an optional wall-clock cap (``max_seconds``), a safety net only: when it fires, results depend on the
@@ -27,6 +28,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from .errors import UserError
+from .interrupt import check_interrupt
 
 STOPPED_BY = ("epochs", "patience", "time_cap")
 
@@ -124,6 +126,7 @@ def fit(step: Callable[[torch.Tensor, torch.Generator], Any], n: int, *, optimiz
                 sums: dict[str, float] = {}
                 weight = 0
                 for k in range(nb):
+                    check_interrupt()  # SIGINT/SIGTERM stop a long training at a batch boundary too
                     idx = perm[k * bs:(k + 1) * bs]
                     out = step(idx, gen)
                     loss = out["loss"] if isinstance(out, dict) else out

@@ -7,41 +7,16 @@ given the seed and the initial weights (thread count can change float round-off 
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as Fn
 from torch import nn
 
+from ..losses import LayerLoss  # noqa: F401  (smrc / deep_jscc import it from here)
 from ..training import fit
 from .models import training_channel
 
 
-@dataclasses.dataclass
-class LayerLoss:
-    """Loss of one decoder: ``alpha`` * MSE + cross-entropy weighted per class of this layer's class space.
-
-    ``class_weights`` (``[K]``, None = no semantic loss) weights each sample's cross-entropy by the weight of
-    its true class (mean over the batch, so a uniform weight w scales the term by w); ``label_map`` (``[C]``,
-    None = identity) maps original labels to this layer's classes (class pooling).
-    """
-
-    alpha: float = 1.0
-    class_weights: torch.Tensor | None = None
-    label_map: torch.Tensor | None = None
-
-    def __call__(self, img, logits, target, labels) -> tuple[torch.Tensor, float, float]:
-        mse = Fn.mse_loss(img, target)
-        loss = self.alpha * mse
-        ce_val = 0.0
-        if self.class_weights is not None and logits is not None:
-            y = labels if self.label_map is None else self.label_map.to(labels.device)[labels]
-            w = self.class_weights.to(logits.device)[y]
-            ce = (Fn.cross_entropy(logits, y, reduction="none") * w).mean()
-            loss = loss + ce
-            ce_val = float(ce.detach())
-        return loss, float(mse.detach()), ce_val
 
 
 def train_jscc(encoder: nn.Module | None, decoders: nn.Module, losses: list[LayerLoss | None],

@@ -21,6 +21,7 @@ from torch import nn
 from ...block import Block, ModelState, Params, Port, Spec
 from ...errors import PortError
 from ...semantic.training import augment
+from ...losses import dcl_loss, nt_xent  # noqa: F401  (still importable from here)
 from ...training import block_where, fit, isolated_rng, record
 
 
@@ -64,30 +65,6 @@ class LocalEncoder(nn.Module):
         return h, self.projector(h)
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """SimCLR's NT-Xent over 2B views (positives: the other view; negatives: the 2B - 2 others)."""
-    z = Fn.normalize(torch.cat([z1, z2]), dim=1)
-    b = z1.shape[0]
-    sim = z @ z.T / temperature
-    sim.fill_diagonal_(float("-inf"))
-    target = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
-    return Fn.cross_entropy(sim, target)
-
-
-def dcl_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Decoupled contrastive loss, symmetric: mean over both directions of
-    -<z, z+>/t + log sum_{negatives} exp(<z, z->/t), negatives = the 2B - 2 views of the other samples."""
-    z1, z2 = Fn.normalize(z1, dim=1), Fn.normalize(z2, dim=1)
-    b = z1.shape[0]
-    eye = torch.eye(b, dtype=torch.bool, device=z1.device)
-
-    def one(a, c):
-        pos = (a * c).sum(1) / temperature
-        neg = torch.cat([a @ c.T, a @ a.T], dim=1) / temperature
-        neg = neg.masked_fill(torch.cat([eye, eye], dim=1), float("-inf"))
-        return (-pos + torch.logsumexp(neg, dim=1)).mean()
-
-    return 0.5 * (one(z1, z2) + one(z2, z1))
 
 
 class SSLEncoderBlock(ModelState, Block):

@@ -6,6 +6,8 @@ import hashlib
 import io
 import os
 import random
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +148,27 @@ class RunContext:
         if not (keep_existing and key in entries):
             entries[key] = summary
 
+    lines: bool = False  # stderr is not a terminal: one progress line per trained block / finished point
+    training_key: str | None = None  # YAML key of the block being trained (for the training loop's errors)
+    started: float = dataclasses.field(default_factory=time.perf_counter)
+
     def log(self, msg: str) -> None:
         if self.progress:
-            import sys
-
             print(f"[linksim] {msg}", file=sys.stderr, flush=True)
+
+    def say(self, msg: str) -> None:
+        """A progress line (off a terminal, where there are no bars), with the run's elapsed time."""
+        if self.lines:
+            print(f"[linksim {time.perf_counter() - self.started:6.0f} s] {msg}", file=sys.stderr, flush=True)
+
+    def timing(self) -> dict:
+        return self.shared.setdefault("timing", {"training_s": {}, "evaluation_s": 0.0})
+
+    def trained(self, name: str, type_name: str, seconds: float) -> None:
+        """Called by the engine after a block was trained: seconds per block type, one progress line."""
+        t = self.timing()["training_s"]
+        t[type_name] = t.get(type_name, 0.0) + seconds
+        key = f"{self.system}/{name}" if self.system else name
+        summ = self.shared.get("run_info", {}).get("training", {}).get(key, {})
+        how = f", {summ['epochs']} epochs, stopped by {summ['stopped_by']}" if "stopped_by" in summ else ""
+        self.say(f"trained {key} ({type_name}) in {seconds:.1f} s{how}")

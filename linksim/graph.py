@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from typing import Any, Callable, Iterator
 
 import pydantic
@@ -312,7 +313,11 @@ class Graph:
         blocks, keyed by everything that determines their test outputs); (None, None) otherwise."""
         where = (int(batch.indices[0]), batch.size)
         if memo is not None:
-            return (None, None) if name in self._random_upstream() else (memo, (self.flow_key(name), *where))
+            # only the expensive deterministic blocks (``memoize_eval``: encoders, teachers): memory is bounded
+            # by their outputs on the training pass, not by every port of the graph (a float payload alone is
+            # 16384 values per sample); the cheap blocks are recomputed
+            keep = self.blocks[name].memoize_eval and name not in self._random_upstream()
+            return (memo, (self.flow_key(name), *where)) if keep else (None, None)
         if batch.split == "test" and name in self._eval_memoizable():
             return self.ctx.shared.setdefault("eval_memo", {}), (self.eval_key(name), *where)
         return None, None
@@ -420,7 +425,15 @@ class Graph:
 
             if progress:
                 progress(f"training {name} ({self.cfg[name].type})")
-            blk.fit(TrainData(epoch_fn, n, batch_size), self.ctx)
+            self.ctx.training_key = f"{self.where}{self.cfg[name].key}"  # named by the loop's errors
+            t0 = time.perf_counter()
+            try:
+                blk.fit(TrainData(epoch_fn, n, batch_size), self.ctx)
+            finally:
+                self.ctx.training_key = None
+            dt = time.perf_counter() - t0
+            if hasattr(self.ctx, "trained"):
+                self.ctx.trained(name, self.cfg[name].type, dt)
             if use_cache:
                 cache.put(key, blk.state())
 

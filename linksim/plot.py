@@ -15,6 +15,60 @@ from .results import BASE_COLUMNS, STAT_COLUMNS, atomic_write, read_csv
 
 LOG_METRICS = {"ber", "bler"}
 REF_SUFFIX = "_normal_approx"
+# metrics that are fractions in results.csv and drawn in percent
+PERCENT_METRICS = {"accuracy", "recall_macro", "precision_macro", "fallback_rate", "codec_fit_rate"}
+LABELS = {  # axis labels with units; anything else: see axis_label()
+    "accuracy": "Accuracy (%)", "recall_macro": "Macro recall (%)", "precision_macro": "Macro precision (%)",
+    "fallback_rate": "Fallback rate (%)", "codec_fit_rate": "Codec fit rate (%)",
+    "psnr_db": "PSNR (dB)", "ssim": "SSIM", "ber": "BER", "bler": "BLER",
+    "bits_per_sample": "Payload (bit/sample)", "bits_per_node": "Payload (bit/node)",
+    "payload_bits": "Payload (bit)", "channel_uses_per_sample": "Channel uses per sample",
+    "bandwidth_ratio": "Bandwidth ratio (channel uses / source dimension)",
+    "snr_db": "Es/N0 (dB)", "link_snr_db": "Link Es/N0 (dB)", "image_snr_db": "Image SNR (dB)",
+    "train_snr_db": "Training Es/N0 (dB)", "nodes": "Nodes", "bsc_p": "BSC crossover probability",
+    "bec_p": "BEC erasure probability", "uses": "Channel uses per image", "codeword": "Codeword length n (bit)",
+}
+SCHEMES = {"full_feature": "Full feature", "maxpro": "MaxPro", "maxamp": "MaxAmp", "maxproamp": "MaxProAmp",
+           "decision": "Decision"}
+
+
+def axis_label(name: str) -> str:
+    """The label with its unit of a sweep variable or metric ("Image SNR (dB)", "Accuracy (%)")."""
+    if name in LABELS:
+        return LABELS[name]
+    if name.startswith("top") and name.endswith("_accuracy"):
+        return f"Top-{name[3:-9]} accuracy (%)"
+    words = name.replace("_", " ")
+    if name.endswith("_db"):
+        words = words[:-3]
+        words = words.replace("snr", "SNR").replace("psnr", "PSNR")
+        return f"{words[:1].upper()}{words[1:]} (dB)"
+    return words[:1].upper() + words[1:]
+
+
+def _scale(metric: str) -> float:
+    return 100.0 if metric in PERCENT_METRICS or (metric.startswith("top") and metric.endswith("_accuracy")) else 1.0
+
+
+def _payloads(rows: list[dict], sweep_vars: list[str]) -> dict:
+    """(system, scheme, sweep values) -> (bits, unit) from the bits_per_node (else bits_per_sample) rows."""
+    out: dict = {}
+    for metric, unit in (("bits_per_sample", "bit/sample"), ("bits_per_node", "bit/node")):
+        for r in rows:
+            if r["metric"] == metric:
+                key = (str(r["system"]), str(r.get("scheme")), tuple(str(r.get(v)) for v in sweep_vars))
+                out[key] = (float(r["value"]), unit)
+    return out
+
+
+def _payload_text(line_rows: list[dict], payloads: dict, sweep_vars: list[str]) -> str:
+    """", 128 bit/node" when every point of a line has the same payload, else ""."""
+    got = {payloads.get((str(r["system"]), str(r.get("scheme")), tuple(str(r.get(v)) for v in sweep_vars)))
+           for r in line_rows}
+    if len(got) != 1 or None in got:
+        return ""
+    bits, unit = got.pop()
+    return f", {bits:g} {unit}"
 
 
 def _ci(r) -> tuple[float, float]:
@@ -52,6 +106,7 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
 
     out_dir = Path(out_dir)
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    payloads = _payloads(rows, sweep_vars)
     if not specs:
         specs = [{"metric": m} for m in metrics if not m.endswith(REF_SUFFIX)]
     written = []
@@ -70,8 +125,12 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
         if "system" not in label_cols and len({r["system"] for r in sel}) > 1:
             label_cols = ["system"] + label_cols
         keyed: dict[tuple, list] = {}
+        line_rows: dict[tuple, list] = {}
+        scale = _scale(metric)
         for r in sel:
-            keyed.setdefault(tuple(r.get(c) for c in label_cols), []).append((float(r[x]), float(r["value"]), *_ci(r)))
+            k = tuple(r.get(c) for c in label_cols)
+            keyed.setdefault(k, []).append((float(r[x]), float(r["value"]) * scale, *(c * scale for c in _ci(r))))
+            line_rows.setdefault(k, []).append(r)
         if any(len({p[0] for p in pts}) > 1 for pts in keyed.values()):
             # a group with a single x value is not a curve (e.g. another system swept over other variables)
             keyed = {k: v for k, v in keyed.items() if len({p[0] for p in v}) > 1}
@@ -83,9 +142,12 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
             per_system[k[:1]] = per_system.get(k[:1], 0) + 1
         thin: set[str] = set()
         for k, pts in keyed.items():
-            lab = " ".join(str(k[i]) if label_cols[i] in ("system", "scheme") else f"{label_cols[i]}={k[i]}"
+            lab = " ".join(SCHEMES.get(str(k[i]), str(k[i])) if label_cols[i] in ("system", "scheme")
+                           else f"{label_cols[i]}={k[i]:g}" if _num(k[i]) else f"{label_cols[i]}={k[i]}"
                            for i in show if k[i] is not None)
             lab = lab or str(k[0] if k else metric)
+            if "scheme" in label_cols and not metric.startswith(("bits_per", "payload")):
+                lab += _payload_text(line_rows[k], payloads, sweep_vars)
             groups[lab] = pts
             if label_cols and label_cols[0] == "system" and per_system[k[:1]] > 2 < len(keyed):
                 thin.add(lab)  # one of many curves of a system (e.g. one per MCS): drawn thin, the rest bold
@@ -119,8 +181,8 @@ def plot_rows(rows: list[dict], out_dir: str | Path, sweep_vars: list[str], spec
             ax.set_yscale("log")
         floor = min((p[1] for pts in groups.values() for p in pts if p[1] > 0), default=None)
         _reference_lines(ax, rows, metric, spec, x, system_colour, floor / 100 if logy and floor else None)
-        ax.set_xlabel(x)
-        ax.set_ylabel(metric)
+        ax.set_xlabel(axis_label(x))
+        ax.set_ylabel(axis_label(metric))
         ax.set_title(spec.get("title") or metric)
         ax.grid(True, which="both", alpha=0.3)
         if len(groups) > 6:

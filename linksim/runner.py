@@ -24,6 +24,7 @@ from .results import (
     PointStore,
     config_fingerprint,
     prepare_out,
+    read_csv,
     run_info,
     write_csv,
     write_json,
@@ -116,11 +117,13 @@ class Plan:
 
 def make_context(cfg: ScenarioCfg, where: str, device: str = "auto", quick: bool = False,
                  progress: bool | None = None, cache_dir: str | Path | None = "default") -> RunContext:
-    if progress is None:
+    lines = False
+    if progress is None:  # bars on a terminal, else one line per trained block and finished sweep point
         progress = sys.stderr.isatty()
+        lines = not progress
     cache = WeightCache(default_cache_dir() if cache_dir == "default" else cache_dir)
     return RunContext(device=resolve_device(device), seed=cfg.seed, data=cfg.data, quick=quick, cache=cache,
-                      progress=progress, where=where)
+                      progress=progress, lines=lines, where=where)
 
 
 def validate_scenario(path: str, overrides=(), quick: bool = False) -> tuple[Plan, int]:
@@ -170,8 +173,10 @@ def run_point(plan: Plan, sname: str, point: dict, ctx: RunContext) -> list[dict
     if st is not None:
         rule = StopRule(st, stop_sinks(graph, st.metric, f"{plan.where}: systems.{sname}.stop.metric"), n)
     desc = f"{sname} " + " ".join(f"{k}={v}" for k, v in point.items())
+    t_eval = time.perf_counter()
     with _tqdm(n, desc, ctx.progress) as bar:
         used = graph.evaluate(n, bs, bar, rule)
+    ctx.timing()["evaluation_s"] += time.perf_counter() - t_eval
     stop_cols = {"samples": used, "stopped_by": rule.reason} if rule is not None else {}
     rows = []
     for blk in graph.blocks.values():
@@ -200,6 +205,25 @@ def run_point(plan: Plan, sname: str, point: dict, ctx: RunContext) -> list[dict
         if isinstance(r["value"], float) and math.isinf(r["value"]):
             r["value"] = float("nan")
     return rows
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory of this process in MiB (None where the platform does not say)."""
+    try:
+        import resource
+
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    except (ImportError, OSError):
+        return None
+    return round(kb / (1024 * 1024) if sys.platform == "darwin" else kb / 1024, 1)
+
+
+def resources(ctx: RunContext) -> dict:
+    """run.json: peak RSS and the seconds spent training (per block type) and evaluating."""
+    t = ctx.timing()
+    return {"peak_rss_mb": peak_rss_mb(),
+            "seconds": {"training": {k: round(v, 1) for k, v in sorted(t["training_s"].items())},
+                        "evaluation": round(t["evaluation_s"], 1)}}
 
 
 def stop_info(cfg, early: list) -> dict:
@@ -352,6 +376,9 @@ def _run_scenario(cfg, raw, where, out_dir, overrides, quick, device, progress, 
                 resumed += 1
     remote: list[tuple[str, dict, str]] = []
     trained: set[str] = set()
+    to_run, ran, t_run = len(order) - resumed, 0, time.perf_counter()
+    if resumed:
+        ctx.say(f"{resumed} sweep point(s) resumed from {out / 'points'}; {to_run} to run")
     finished: dict[str, list] = {}
     for sname, point, fp in execution_order(cfg, order):
         if fp in done:
@@ -366,8 +393,14 @@ def _run_scenario(cfg, raw, where, out_dir, overrides, quick, device, progress, 
             remote.append((sname, point, fp))
             continue
         ctx.log(f"{sname} {point}")
+        t_point = time.perf_counter()
         done[fp] = run_point(plan, sname, point, ctx)
         store.save(sname, fp, done[fp])
+        ran += 1
+        elapsed = time.perf_counter() - t_run
+        left = (elapsed / ran) * (to_run - ran)
+        ctx.say(f"point {ran}/{to_run} {sname} " + " ".join(f"{k}={v}" for k, v in point.items())
+                + f" done in {time.perf_counter() - t_point:.1f} s; about {left:.0f} s left")
         finished.setdefault(sname, []).append((point, done[fp]))
         trained.add(sname)
     if remote:
@@ -385,10 +418,11 @@ def _run_scenario(cfg, raw, where, out_dir, overrides, quick, device, progress, 
                     {"device": ctx.device, "quick": quick, "overrides": list(overrides), "executor": executor,
                      "points_resumed": resumed, **stop_info(cfg, early),
                      "weight_cache": {"hits": ctx.cache.hits, "misses": ctx.cache.misses},
-                     **ctx.shared.get("run_info", {}), **({"command": command} if command else {})})
+                     **resources(ctx), **ctx.shared.get("run_info", {}), **({"command": command} if command else {})})
     write_json(out / "run.json", info)
     if plots:
         from .plot import plot_rows
 
-        plot_rows(all_rows, out, plan.sweep_vars, [p.model_dump() for p in cfg.plots])
+        # the figures are drawn from the rows of the results.csv just written: the same numbers, no other source
+        plot_rows(read_csv(out / "results.csv"), out, plan.sweep_vars, [p.model_dump() for p in cfg.plots])
     return all_rows, plan.sweep_vars

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from typing import ClassVar, Literal
 
 import pydantic
@@ -23,6 +22,7 @@ import torch
 from ..block import Block, ModelState, Params, Port, Spec
 from ..errors import PortError
 from .models import DecoderStack, JSCCDecoder, JSCCEncoder
+from ..training import block_where, isolated_rng, record
 from .training import LayerLoss, tqdm_progress, train_jscc
 
 META_KEY = "jscc_encoder"
@@ -112,9 +112,9 @@ class JSCCEncoderBase(Block):
 
     def _build(self):
         c, h, w = self.image_shape
-        torch.manual_seed(self.p.seed)
-        self.encoder = JSCCEncoder(c, (h, w), self.sizes, self.p.width).to(self.ctx.device)
-        self.decoders = self.decoder_stack(len(self.sizes))
+        with isolated_rng(self.p.seed):
+            self.encoder = JSCCEncoder(c, (h, w), self.sizes, self.p.width).to(self.ctx.device)
+            self.decoders = self.decoder_stack(len(self.sizes))
 
     def train_channel_kind(self) -> str:
         return "awgn" if self.p.train_channel == "awgn" else f"rayleigh_{self.p.train_coherence}"
@@ -123,19 +123,15 @@ class JSCCEncoderBase(Block):
         self._build()
         d = data.materialize()
         cb, close = tqdm_progress(ctx.progress, self.p.epochs, f"train {self.name} ({self.type_name})")
-        t0 = time.time()
         try:
             s = train_jscc(self.encoder, self.decoders, self.losses, d["image"], d["image"],
                            d.get("label") if self.uses_labels else None, channel=self.train_channel_kind(),
                            snr_db=self.p.snr_range(), epochs=self.p.epochs, lr=self.p.lr,
                            batch_size=self.p.batch_size, seed=self.p.seed, max_seconds=self.p.max_seconds,
-                           device=ctx.device, progress=cb)
+                           device=ctx.device, progress=cb, where=block_where(ctx, self.name), name=self.name)
         finally:
             close()
-        self.summary = {"epochs": int(s["epochs"]), "final_loss": float(s["losses"][-1]),
-                        "final_mse": float(s["mse"][-1]), "stopped": s["stopped"],
-                        "seconds": round(time.time() - t0, 1)}
-        ctx.record(self.name, self.summary)
+        self.summary = record(ctx, self.name, s, final_mse=round(float(s["mse"][-1]), 6))
         ctx.log(f"{self.name}: {self.summary}")
 
     def state(self):
@@ -223,8 +219,8 @@ class PairedDecoder(ModelState, Block):
         return "decoder-stack"  # weights saved as a DecoderStack of layers 1..l (earlier: one JSCCDecoder)
 
     def _build(self):
-        torch.manual_seed(self.p.seed)
-        self.model = self.enc.decoder_stack(self.layer)
+        with isolated_rng(self.p.seed):
+            self.model = self.enc.decoder_stack(self.layer)
 
     def finetune_losses(self) -> list[LayerLoss | None]:
         """Fine-tuning scores this block's own layer only (the lower layers feed its class scores)."""
@@ -244,11 +240,10 @@ class PairedDecoder(ModelState, Block):
                 s = train_jscc(None, self.model, self.finetune_losses(), d["y"], d["image"], d.get("label"),
                                channel=None, snr_db=(0.0, 0.0), epochs=self.p.finetune_epochs, lr=self.p.lr,
                                batch_size=self.p.batch_size, seed=self.p.seed, max_seconds=self.p.max_seconds,
-                               device=ctx.device, progress=cb)
+                               device=ctx.device, progress=cb, where=block_where(ctx, self.name), name=self.name)
             finally:
                 close()
-            self.summary = {"from": self.enc.name, "finetune_epochs": int(s["epochs"]),
-                            "final_loss": float(s["losses"][-1]), "seconds": round(s["seconds"], 1)}
+            self.summary = {"from": self.enc.name, "finetune_epochs": int(s["epochs"]), **record(None, self.name, s)}
             ctx.record(self.name, self.summary)
         self.model.eval()
 

@@ -1,8 +1,6 @@
 """Linear evaluation (paper 003, Sec. 4): a 3-layer MLP probe on a frozen encoder; top-1 / top-5 accuracy."""
 from __future__ import annotations
 
-import time
-
 import pydantic
 import torch
 import torch.nn.functional as Fn
@@ -10,7 +8,7 @@ from torch import nn
 
 from ..block import Block, Metric, Params, Port, Spec
 from ..errors import PortError
-from ..semantic.training import EarlyStopper
+from ..training import block_where, fit, isolated_rng, record
 
 
 class LinearProbe(Block):
@@ -44,8 +42,7 @@ class LinearProbe(Block):
         return {"logits": Spec("real", (self.C,))}
 
     def _build(self):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.p.seed)
+        with isolated_rng(self.p.seed):
             h = self.p.hidden
             self.net = nn.Sequential(nn.Linear(self.d, h), nn.ReLU(inplace=True), nn.Linear(h, h),
                                      nn.ReLU(inplace=True), nn.Linear(h, self.C)).to(self.ctx.device)
@@ -59,36 +56,27 @@ class LinearProbe(Block):
         self.register = {"mean": x.mean(0), "std": x.std(0, unbiased=False).clamp_min(1e-6)}
         x = (x - self.register["mean"]) / self.register["std"]
         opt = torch.optim.Adam(self.net.parameters(), lr=self.p.lr, weight_decay=self.p.weight_decay)
-        gen = torch.Generator().manual_seed(self.p.seed)
-        stop = EarlyStopper(self.p.patience, 1e-4)
-        n, bs, t0 = len(y), min(self.p.batch_size, len(y)), time.time()
-        self.net.train()
-        epochs = 0
-        for _ in range(self.p.epochs):
-            perm = torch.randperm(n, generator=gen).to(ctx.device)
-            tot = 0.0
-            for k in range(0, n, bs):
-                idx = perm[k:k + bs]
-                loss = Fn.cross_entropy(self.net(x[idx]), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                tot += float(loss.detach()) * len(idx)
-            epochs += 1
-            if stop.step(tot / n) or (self.p.max_seconds is not None and time.time() - t0 >= self.p.max_seconds):
-                break
-        self.net.eval()
-        ctx.record(self.name, {"epochs": epochs, "final_loss": round(tot / n, 4), "samples": n,
-                               "seconds": round(time.time() - t0, 1)})
+
+        def step(idx, gen):
+            idx = idx.to(ctx.device)
+            return Fn.cross_entropy(self.net(x[idx]), y[idx])
+
+        res = fit(step, len(y), optimizer=opt, epochs=self.p.epochs, batch_size=self.p.batch_size, seed=self.p.seed,
+                  patience=self.p.patience, min_delta=1e-4, max_seconds=self.p.max_seconds, drop_last=False,
+                  weighted=True, modules=[self.net], where=block_where(ctx, self.name), name=self.name,
+                  progress=ctx.progress)
+        self.summary = record(ctx, self.name, res, samples=len(y))
 
     def state(self):
-        return {"net": self.net.state_dict(), **{k: v.cpu() for k, v in self.register.items()}}
+        return {"net": self.net.state_dict(), **{k: v.cpu() for k, v in self.register.items()},
+                "summary": getattr(self, "summary", {})}
 
     def load_state(self, state):
         self._build()
         self.net.load_state_dict(state["net"])
         self.register = {k: state[k].to(self.ctx.device) for k in ("mean", "std")}
         self.net.eval()
+        self.summary = state.get("summary", {})
 
     def forward(self, features, label=None):
         return {"logits": self.net((features.float() - self.register["mean"]) / self.register["std"])}

@@ -19,7 +19,6 @@ import json
 import logging
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pydantic
@@ -28,6 +27,7 @@ import torch.nn.functional as Fn
 
 from ..block import Block, Params, Port, Spec
 from ..errors import PortError, UserError
+from ..training import block_where, fit, isolated_rng, record
 
 TINY = "linksim-tiny-clip"
 _TEXT = {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}
@@ -117,8 +117,7 @@ class CLIPTeacher(Block):
     def _build(self) -> None:
         import open_clip
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.p.seed)
+        with isolated_rng(self.p.seed):
             quiet = logging.getLogger().level
             if not self.p.pretrained:  # open_clip warns that a randomly initialised model has no weights
                 logging.getLogger().setLevel(logging.ERROR)
@@ -169,7 +168,6 @@ class CLIPTeacher(Block):
     # -- training ---------------------------------------------------------------------------------
     def fit(self, data, ctx):
         self._build()
-        t0 = time.time()
         if self.p.pretrained:
             self.summary = {"teacher": self.describe(), "epochs": 0}
             self.model.eval()
@@ -182,45 +180,20 @@ class CLIPTeacher(Block):
         n = len(y)
         loss_fn = open_clip.ClipLoss()
         opt = torch.optim.Adam(self.model.parameters(), lr=self.p.lr)
-        gen = torch.Generator().manual_seed(self.p.seed)
-        bs = min(self.p.batch_size, n)
-        bar = None
-        if ctx.progress:
-            from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.p.epochs * (n // bs), desc=f"pre-train teacher {self.name}", unit="step", leave=False)
-        losses, stopped = [], "epochs"
-        self.model.train()
-        for epoch in range(self.p.epochs):
-            perm = torch.randperm(n, generator=gen)
-            tot = 0.0
-            steps = 0
-            for k in range(n // bs):
-                idx = perm[k * bs:(k + 1) * bs]
-                img = self.model.encode_image(self._prep(x[idx].to(ctx.device)), normalize=True)
-                txt = self._text()[y[idx].to(ctx.device)]
-                loss = loss_fn(img, txt, self.model.logit_scale.exp())
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                with torch.no_grad():
-                    self.model.logit_scale.clamp_(0, 4.6052)  # CLIP: logit scale at most 100
-                tot += float(loss.detach())
-                steps += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{float(loss):.3f}")
-                if self.p.max_seconds is not None and time.time() - t0 >= self.p.max_seconds:
-                    stopped = "max_seconds"
-                    break
-            losses.append(tot / max(steps, 1))
-            if stopped == "max_seconds":
-                break
-        if bar is not None:
-            bar.close()
-        self.model.eval()
-        self.summary = {"teacher": self.describe(), "epochs": len(losses), "final_loss": round(losses[-1], 4),
-                        "stopped": stopped, "seconds": round(time.time() - t0, 1)}
+        def step(idx, gen):
+            img = self.model.encode_image(self._prep(x[idx].to(ctx.device)), normalize=True)
+            txt = self._text()[y[idx].to(ctx.device)]
+            return loss_fn(img, txt, self.model.logit_scale.exp())
+
+        def clamp_scale():
+            with torch.no_grad():
+                self.model.logit_scale.clamp_(0, 4.6052)  # CLIP: logit scale at most 100
+
+        res = fit(step, n, optimizer=opt, after_step=clamp_scale, epochs=self.p.epochs, batch_size=self.p.batch_size,
+                  seed=self.p.seed, max_seconds=self.p.max_seconds, drop_last=True, modules=[self.model],
+                  where=block_where(ctx, self.name), name=f"pre-train teacher {self.name}", progress=ctx.progress)
+        self.summary = {"teacher": self.describe(), **record(None, self.name, res)}
         self._record(ctx)
 
     def state(self):

@@ -12,7 +12,6 @@ clamped to the last entry: a defined output, never a crash) and reconstructs the
 from __future__ import annotations
 
 import math
-import time
 
 import pydantic
 import torch
@@ -21,6 +20,7 @@ from torch import nn
 
 from ..block import Block, Params, Port, Spec
 from ..errors import PortError
+from ..training import block_where, fit, isolated_rng, record
 
 
 class _Decoder(nn.Module):
@@ -72,8 +72,7 @@ class VQEncoder(Block):
         return {"bits": Spec("bits", (self.bits_total,), {"vqvae": self})}
 
     def _build(self):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.p.seed)
+        with isolated_rng(self.p.seed):
             self.codebook = nn.Parameter(torch.randn(self.p.codebook_size, self.code_dim, device=self.ctx.device))
             self.decoder = _Decoder(self.nf, self.shape).to(self.ctx.device)
 
@@ -99,39 +98,18 @@ class VQEncoder(Block):
             z = self.tokens(f).reshape(-1, self.code_dim)
             self.codebook.copy_(z[torch.randint(len(z), (self.p.codebook_size,), generator=gen).to(z.device)])
         opt = torch.optim.Adam([self.codebook, *self.decoder.parameters()], lr=self.p.lr)
-        bs, t0 = min(self.p.batch_size, n), time.time()
-        bar = None
-        if ctx.progress:
-            from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.p.epochs, desc=f"train {self.name} (VQ-VAE)", unit="ep", leave=False)
-        losses, stopped = [], "epochs"
-        for _ in range(self.p.epochs):
-            perm = torch.randperm(n, generator=gen).to(ctx.device)
-            tot, cnt = 0.0, 0
-            for k in range(0, n - bs + 1, bs):
-                idx = perm[k:k + bs]
-                ze = self.tokens(f[idx])
-                i = self.indices(f[idx])
-                e = self.codebook[i]
-                rec = self.decoder(e.reshape(len(idx), -1))
-                loss = Fn.mse_loss(rec, x[idx]) + Fn.mse_loss(e, ze.detach())
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                tot, cnt = tot + float(loss.detach()), cnt + 1
-            losses.append(tot / max(cnt, 1))
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if self.p.max_seconds is not None and time.time() - t0 >= self.p.max_seconds:
-                stopped = "max_seconds"
-                break
-        if bar is not None:
-            bar.close()
-        self.summary = {"epochs": len(losses), "final_loss": round(losses[-1], 5), "stopped": stopped,
-                        "bits_per_sample": self.bits_total, "seconds": round(time.time() - t0, 1)}
-        ctx.record(self.name, self.summary)
+        def step(idx, gen):
+            idx = idx.to(ctx.device)
+            ze = self.tokens(f[idx])
+            e = self.codebook[self.indices(f[idx])]
+            rec = self.decoder(e.reshape(len(idx), -1))
+            return Fn.mse_loss(rec, x[idx]) + Fn.mse_loss(e, ze.detach())
+
+        res = fit(step, n, optimizer=opt, epochs=self.p.epochs, batch_size=self.p.batch_size, generator=gen,
+                  seed=self.p.seed, max_seconds=self.p.max_seconds, drop_last=True, modules=[self.decoder],
+                  where=block_where(ctx, self.name), name=f"{self.name} (VQ-VAE)", progress=ctx.progress)
+        self.summary = record(ctx, self.name, res, bits_per_sample=self.bits_total)
         ctx.log(f"{self.name}: {self.summary}")
 
     def state(self):

@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-try:  # numba is an optional dependency (extra ``fastldpc``)
+try:  # numba is a core dependency; guarded so that a broken install gets a clear message
     from llvmlite import ir as _llir
     from numba import njit
     from numba import types as _nbt
@@ -494,7 +494,7 @@ class FastLDPC5GDecoder:
                  early_stop: bool = True, alpha: float = 0.75, beta: float = 0.5, num_threads: int | None = None,
                  llr_max: float = _LLR_MAX):
         if not HAVE_NUMBA:
-            raise ImportError("FastLDPC5GDecoder needs numba (pip install 'linksim[fastldpc]')")
+            raise ImportError("FastLDPC5GDecoder needs numba, a core dependency of linksim (pip install numba)")
         if cn_update not in _CN_UPDATES:
             raise ValueError(f"cn_update must be one of {sorted(_CN_UPDATES)}, got {cn_update!r}")
         if schedule not in _SCHEDULES:

@@ -31,6 +31,8 @@ class FeatureQuantizer(Block):
         n: int = pydantic.Field(1, description="bits per transmitted value (32 = float32)")
         maxpro_size: int | None = pydantic.Field(None, description="MaxPro set size (maxproamp only)")
         label: str | None = LABEL
+        train_samples: pydantic.PositiveInt | None = pydantic.Field(
+            None, description="fit the MaxPro set / value levels on the first N training samples (default: all)")
 
         @pydantic.model_validator(mode="after")
         def _check(self):
@@ -61,8 +63,14 @@ class FeatureQuantizer(Block):
         self.nf = nf
         return {"bits": Spec("bits", (self.codec.payload_bits(),), {"codec": self.codec, "features": nf})}
 
+    def train_signature(self):
+        # train_samples left unset keeps the cache keys of quantizers fitted before it existed
+        return self.p.model_dump(mode="json", exclude={"train_samples"} if self.p.train_samples is None else None)
+
     def fit(self, data, ctx):
-        self.codec.fit(data.materialize()["features"])
+        if self.p.scheme == "float":
+            return  # nothing to fit: no pass over the training data
+        self.codec.fit(data.materialize(self.p.train_samples)["features"])
 
     def state(self):
         return {"codec": self.codec.state()}

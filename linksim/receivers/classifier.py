@@ -47,15 +47,20 @@ class ClassifierBlock(Block):
 
     def fit(self, data, ctx):
         from ..semantic.training import train_classifier
+        from ..training import block_where, record
 
         d = data.materialize(self.p.train_samples)
         x = d["train_features" if self.clean_port else "features"].reshape(len(d["label"]), -1)
+        res: dict = {}
         self.model = train_classifier(x, d["label"], self.C, hidden=self.p.hidden, epochs=self.p.epochs,
                                       batch_size=self.p.batch_size, lr=self.p.lr, seed=self.p.seed,
-                                      patience=self.p.patience, standardize=self.p.standardize)
+                                      patience=self.p.patience, standardize=self.p.standardize,
+                                      where=block_where(ctx, self.name), name=self.name,
+                                      show_progress=ctx.progress, summary=res)
+        self.summary = record(ctx, self.name, res, samples=len(x))
 
     def state(self):
-        return {"model": self.model.state_dict()}
+        return {"model": self.model.state_dict(), "summary": self.summary}
 
     def load_state(self, state):
         from ..semantic.training import make_classifier
@@ -63,6 +68,7 @@ class ClassifierBlock(Block):
         self.model = make_classifier(self.d, self.C, self.p.hidden, self.p.standardize).to(self.ctx.device)
         self.model.load_state_dict(state["model"])
         self.model.eval()
+        self.summary = state.get("summary", {})
 
     def training_ports(self):
         return {"train_features", "label"} if self.clean_port else None

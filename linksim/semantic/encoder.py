@@ -6,11 +6,9 @@ jointly (Alg. 1), CL trains the encoder with SupCon on two augmented views and d
 """
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 import pydantic
-import torch
 
 from ..block import Block, ModelState, Params, Port, Spec
 from ..errors import PortError
@@ -65,39 +63,26 @@ class SemanticEncoderBlock(ModelState, Block):
     def _build(self):
         from .models import SemanticEncoder
 
-        torch.manual_seed(self.p.seed)
-        self.model = SemanticEncoder(self.p.backbone, self.in_ch, self.p.nf,
-                                     mask=self.p.sparsity in ("ms", "ws")).to(self.ctx.device)
+        from ..training import isolated_rng
+
+        with isolated_rng(self.p.seed):
+            self.model = SemanticEncoder(self.p.backbone, self.in_ch, self.p.nf,
+                                         mask=self.p.sparsity in ("ms", "ws")).to(self.ctx.device)
 
     def fit(self, data, ctx):
+        from ..training import block_where, record
         from .training import train_encoder
 
         self._build()
         d = data.materialize()
-        t0 = time.time()
-        bar = None
-        if ctx.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.p.epochs, desc=f"train {self.name} ({self.p.method}-{self.p.sparsity})",
-                       unit="ep", leave=False)
-
-        def progress(info):
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{info.get('loss', float('nan')):.4f}")
-
         images = d["train_image"] if self.clean_port else d["image"]
         summary = train_encoder(self.model, images, d["label"], method=self.p.method, sparsity=self.p.sparsity,
                                 lam=self.p.lam, epochs_max=self.p.epochs, patience=self.p.patience,
                                 batch_size=self.p.batch_size, lr=self.p.lr, temperature=self.p.temperature,
-                                seed=self.p.seed, progress=progress, optimizer=self.p.optimizer,
-                                num_classes=self.num_classes, device=ctx.device, max_seconds=self.p.max_seconds)
-        if bar is not None:
-            bar.close()
-        self.summary = {"epochs": int(summary["epochs"]), "final_loss": float(summary["losses"][-1]),
-                        "seconds": round(time.time() - t0, 1)}
-        ctx.record(self.name, self.summary)
+                                seed=self.p.seed, optimizer=self.p.optimizer, num_classes=self.num_classes,
+                                device=ctx.device, max_seconds=self.p.max_seconds, where=block_where(ctx, self.name),
+                                name=f"{self.name} ({self.p.method}-{self.p.sparsity})", show_progress=ctx.progress)
+        self.summary = record(ctx, self.name, summary)
         ctx.log(f"{self.name}: {self.summary}")
 
     def training_ports(self):

@@ -7,13 +7,13 @@ given ``seed`` and the encoder's initial weights (thread count can change float 
 from __future__ import annotations
 
 import math
-import time
 from typing import Callable
 
 import torch
 import torch.nn.functional as Fn
 from torch import nn
 
+from ..training import EarlyStopper, fit
 from .losses import SPARSITY_KINDS, sparsity_loss, supcon_loss
 
 __all__ = [
@@ -72,31 +72,6 @@ def augment(x: torch.Tensor, generator: torch.Generator, scale: tuple[float, flo
     return out.clamp_(0.0, 1.0)
 
 
-class EarlyStopper:
-    """Stop when the monitored loss has not improved by more than ``min_delta`` for ``patience`` steps.
-
-    ``step(loss)`` returns True when training should stop; ``best`` / ``best_step`` / ``bad_steps`` track state.
-    """
-
-    def __init__(self, patience: int = 5, min_delta: float = 0.0):
-        if patience < 1:
-            raise ValueError("patience must be >= 1")
-        self.patience, self.min_delta = int(patience), float(min_delta)
-        self.best = math.inf
-        self.best_step = -1
-        self.bad_steps = 0
-        self.steps = 0
-
-    def step(self, loss: float) -> bool:
-        loss = float(loss)
-        if loss < self.best - self.min_delta:
-            self.best, self.best_step, self.bad_steps = loss, self.steps, 0
-        else:
-            self.bad_steps += 1
-        self.steps += 1
-        return self.bad_steps >= self.patience
-
-
 def _make_optimizer(params, optimizer: str, lr: float, momentum: float, weight_decay: float):
     if optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -118,7 +93,8 @@ def train_encoder(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor
                   momentum: float = 0.9, weight_decay: float = 1e-4, num_classes: int | None = None,
                   proj_dim: int = 128, proj_hidden: int | None = None, augment_ce: bool = True,
                   min_delta: float = 0.0, device: str | torch.device | None = None,
-                  max_seconds: float | None = None) -> dict:
+                  max_seconds: float | None = None, where: str | None = None, name: str = "encoder",
+                  show_progress: bool = False) -> dict:
     """Train ``encoder`` (a :class:`~linksim.semantic.models.SemanticEncoder`) in place; return a summary.
 
     ``method="ce"``: encoder + linear head ``nn.Linear(nf, num_classes)`` trained jointly with cross-entropy
@@ -129,15 +105,16 @@ def train_encoder(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor
 
     Optimiser: ``"adam"`` (default, lr 1e-3) or ``"sgd"`` (momentum 0.9, the paper's lr CE 0.02 / CL 0.05);
     ``lr=None`` picks :data:`DEFAULT_LR`. ``weight_decay`` applies to both. One epoch = one pass over the
-    shuffled data in full batches (a last partial batch is dropped when ``N > batch_size``). Training stops
-    when the epoch's mean total loss has not improved for ``patience`` epochs, after ``epochs_max`` epochs,
-    or once ``max_seconds`` of wall time have passed. The encoder is left in eval mode.
+    shuffled data in full batches (a last partial batch is dropped when ``N > batch_size``). The loop is
+    :func:`linksim.training.fit`: training stops when the epoch's mean total loss has not improved for
+    ``patience`` epochs, after ``epochs_max`` epochs, or (safety net, with a warning) once ``max_seconds``
+    of wall time have passed. The encoder is left in eval mode.
 
     Returns ``{"epochs", "losses" (total per epoch), "basic_losses", "sparse_losses", "n_active" (mean number
     of non-zero X entries per training sample, per epoch), "collapsed", "head" (CE: the linear head's
     state_dict on CPU, else None), "num_classes", "optimizer", "lr", "batch_size",
-    "stopped": "patience"|"epochs_max"|"max_seconds"|"collapsed", "seconds"}``. ``progress(info)`` is called
-    after each epoch with ``{"epoch", "loss", "basic", "sparse", "n_active", "seconds"}``.
+    "stopped"/"stopped_by": "patience"|"epochs"|"time_cap"|"collapsed", "seconds"}``. ``progress(info)`` is
+    called after each epoch with ``{"epoch", "loss", "basic", "sparse", "n_active"}``.
 
     Mask collapse: with "ms"/"ws" and a too large ``lam`` the mask-net's final ReLU can switch every entry
     off; the gradient is then zero for good. Training stops at once with ``stopped == "collapsed"``
@@ -169,72 +146,40 @@ def train_encoder(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor
             nn.Linear(nf, hid), nn.ReLU(inplace=True), nn.Linear(hid, proj_dim))).to(device)
     params = list(encoder.parameters()) + list(head.parameters())
     opt = _make_optimizer(params, optimizer, lr, momentum, weight_decay)
-    gen = torch.Generator().manual_seed(int(seed))
-    stopper = EarlyStopper(patience, min_delta)
-    bs = min(int(batch_size), n)
-    n_batches = n // bs
 
-    losses: list[float] = []
-    basics: list[float] = []
-    sparses: list[float] = []
-    actives: list[float] = []
-    stopped = "epochs_max"
-    t0 = time.perf_counter()
-    encoder.train()
-    head.train()
-    for epoch in range(int(epochs_max)):
-        perm = torch.randperm(n, generator=gen)
-        tot = bas = spa = act = 0.0
-        for k in range(n_batches):
-            idx = perm[k * bs:(k + 1) * bs]
-            xb = images[idx].to(device)
-            yb = labels[idx].to(device)
-            if method == "cl":
-                x_in = torch.cat([augment(xb, gen), augment(xb, gen)], dim=0)
-            else:
-                x_in = augment(xb, gen) if augment_ce else _to_float(xb)
-            out = encoder(x_in)
-            if method == "cl":
-                z = Fn.normalize(head(out["X"]), dim=1)
-                basic = supcon_loss(z, yb, temperature)
-            else:
-                basic = Fn.cross_entropy(head(out["X"]), yb)
-            sparse = sparsity_loss(sparsity, out["F"], out["mask"])
-            loss = basic + lam * sparse
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot += float(loss.detach())
-            bas += float(basic.detach())
-            spa += float(sparse.detach())
-            act += float((out["X"].detach() > 0).sum(dim=1).float().mean())
-        losses.append(tot / n_batches)
-        basics.append(bas / n_batches)
-        sparses.append(spa / n_batches)
-        actives.append(act / n_batches)
-        elapsed = time.perf_counter() - t0
+    def step(idx, gen):
+        xb = images[idx].to(device)
+        yb = labels[idx].to(device)
+        if method == "cl":
+            x_in = torch.cat([augment(xb, gen), augment(xb, gen)], dim=0)
+        else:
+            x_in = augment(xb, gen) if augment_ce else _to_float(xb)
+        out = encoder(x_in)
+        if method == "cl":
+            basic = supcon_loss(Fn.normalize(head(out["X"]), dim=1), yb, temperature)
+        else:
+            basic = Fn.cross_entropy(head(out["X"]), yb)
+        sparse = sparsity_loss(sparsity, out["F"], out["mask"])
+        return {"loss": basic + lam * sparse, "basic": basic, "sparse": sparse,
+                "n_active": (out["X"].detach() > 0).sum(dim=1).float().mean()}
+
+    def epoch_end(epoch, info):
         if progress is not None:
-            progress({"epoch": epoch + 1, "loss": losses[-1], "basic": basics[-1], "sparse": sparses[-1],
-                      "n_active": actives[-1], "seconds": elapsed})
-        if not math.isfinite(losses[-1]):
-            raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {losses[-1]})")
-        if actives[-1] == 0.0:
-            stopped = "collapsed"  # every X entry was 0 for the whole epoch: ReLU-dead, cannot recover
-            break
-        if stopper.step(losses[-1]):
-            stopped = "patience"
-            break
-        if max_seconds is not None and elapsed >= max_seconds:
-            stopped = "max_seconds"
-            break
-    encoder.eval()
+            progress({"epoch": epoch, **info})
+        # every X entry was 0 for the whole epoch: ReLU-dead mask, cannot recover
+        return "collapsed" if info["n_active"] == 0.0 else None
+
+    res = fit(step, n, optimizer=opt, epochs=epochs_max, batch_size=batch_size, seed=seed, patience=patience,
+              min_delta=min_delta, max_seconds=max_seconds, drop_last=True, epoch_end=epoch_end,
+              modules=[encoder, head], where=where, name=name, progress=show_progress)
+    h = res["history"]
     head_state = None
     if method == "ce":
         head_state = {k: v.detach().cpu().clone() for k, v in head.state_dict().items()}
-    return {"epochs": len(losses), "losses": losses, "basic_losses": basics, "sparse_losses": sparses,
-            "n_active": actives, "collapsed": stopped == "collapsed",
+    return {**res, "basic_losses": h.get("basic", []), "sparse_losses": h.get("sparse", []),
+            "n_active": h.get("n_active", []), "collapsed": res["stopped_by"] == "collapsed",
             "head": head_state, "num_classes": num_classes, "optimizer": optimizer, "lr": lr,
-            "batch_size": bs, "stopped": stopped, "seconds": time.perf_counter() - t0}
+            "stopped": res["stopped_by"]}
 
 
 class _Standardize(nn.Module):
@@ -266,13 +211,16 @@ def make_classifier(d: int, num_classes: int, hidden: int = 0, standardize: bool
 def train_classifier(features: torch.Tensor, labels: torch.Tensor, num_classes: int, hidden: int = 0,
                      epochs: int = 100, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
                      patience: int = 5, weight_decay: float = 0.0, standardize: bool = False,
-                     min_delta: float = 1e-4) -> nn.Sequential:
+                     min_delta: float = 1e-4, max_seconds: float | None = None, where: str | None = None,
+                     name: str = "classifier", show_progress: bool = False,
+                     summary: dict | None = None) -> nn.Sequential:
     """Train a linear (``hidden=0``) or one-hidden-layer classifier on fixed features with Adam + CE.
 
     Early stopping on the epoch's mean training loss (``patience`` epochs without improving by
     ``min_delta``), at most ``epochs`` epochs. ``standardize`` folds the training features' per-dimension
     mean/std (std floored at 10 % of the mean per-feature std) into the model. Returns the model
-    (``make_classifier`` layout) in eval mode, on the features' device.
+    (``make_classifier`` layout) in eval mode, on the features' device; the loop's summary
+    (:func:`linksim.training.fit`) goes into ``summary`` when a dict is given.
     """
     x = features.detach().float()
     y = labels.detach().long().to(x.device)
@@ -285,23 +233,16 @@ def train_classifier(features: torch.Tensor, labels: torch.Tensor, num_classes: 
         std = x.std(dim=0, unbiased=False)
         model[0].std.copy_(std.clamp(min=max(1e-6, 0.1 * float(std.mean()))))
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    gen = torch.Generator().manual_seed(int(seed))
-    stopper = EarlyStopper(patience, min_delta)
-    bs = min(int(batch_size), n)
-    model.train()
-    for _ in range(int(epochs)):
-        perm = torch.randperm(n, generator=gen).to(x.device)
-        tot, cnt = 0.0, 0
-        for k in range(0, n, bs):
-            idx = perm[k:k + bs]
-            loss = Fn.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tot += float(loss.detach()) * idx.numel()
-            cnt += idx.numel()
-        if stopper.step(tot / cnt):
-            break
+
+    def step(idx, gen):
+        idx = idx.to(x.device)
+        return Fn.cross_entropy(model(x[idx]), y[idx])
+
+    res = fit(step, n, optimizer=opt, epochs=epochs, batch_size=batch_size, seed=seed, patience=patience,
+              min_delta=min_delta, max_seconds=max_seconds, drop_last=False, weighted=True, modules=[model],
+              where=where, name=name, progress=show_progress)
+    if summary is not None:
+        summary.update(res)
     return model.eval()
 
 

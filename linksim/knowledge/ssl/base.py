@@ -5,14 +5,12 @@ Model: backbone (``small_cnn`` for 28x28, ``resnet18`` for 32x32+, random init, 
 VQ-VAE use it) + projector MLP ``Linear(nf, hidden) - BN - ReLU - Linear(hidden, dim)`` -> embedding z (the
 space of the contrastive loss and of the knowledge bases). Every method trains the same model on two
 augmented views of each private image (random resized crop, horizontal flip, colour jitter, Gaussian blur,
-random greyscale for RGB) with Adam + cosine annealing over ``epochs`` x batches, stopping early at
-``max_seconds``; a method supplies only its loss (and extra heads). Same seed -> same init, same batches,
+random greyscale for RGB) with Adam + cosine annealing over ``epochs`` x batches in the one training loop
+(:func:`linksim.training.fit`); a method supplies only its loss (and extra heads). Same seed -> same init, same batches,
 same augmentations for every method.
 """
 from __future__ import annotations
 
-import math
-import time
 from typing import Callable, ClassVar, Literal
 
 import pydantic
@@ -23,6 +21,8 @@ from torch import nn
 from ...block import Block, ModelState, Params, Port, Spec
 from ...errors import PortError
 from ...semantic.training import augment
+from ...losses import dcl_loss, nt_xent  # noqa: F401  (still importable from here)
+from ...training import block_where, fit, isolated_rng, record
 
 
 def two_views(x: torch.Tensor, gen: torch.Generator, blur_p: float = 0.5, gray_p: float = 0.2) -> tuple:
@@ -65,30 +65,6 @@ class LocalEncoder(nn.Module):
         return h, self.projector(h)
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """SimCLR's NT-Xent over 2B views (positives: the other view; negatives: the 2B - 2 others)."""
-    z = Fn.normalize(torch.cat([z1, z2]), dim=1)
-    b = z1.shape[0]
-    sim = z @ z.T / temperature
-    sim.fill_diagonal_(float("-inf"))
-    target = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
-    return Fn.cross_entropy(sim, target)
-
-
-def dcl_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Decoupled contrastive loss, symmetric: mean over both directions of
-    -<z, z+>/t + log sum_{negatives} exp(<z, z->/t), negatives = the 2B - 2 views of the other samples."""
-    z1, z2 = Fn.normalize(z1, dim=1), Fn.normalize(z2, dim=1)
-    b = z1.shape[0]
-    eye = torch.eye(b, dtype=torch.bool, device=z1.device)
-
-    def one(a, c):
-        pos = (a * c).sum(1) / temperature
-        neg = torch.cat([a @ c.T, a @ a.T], dim=1) / temperature
-        neg = neg.masked_fill(torch.cat([eye, eye], dim=1), float("-inf"))
-        return (-pos + torch.logsumexp(neg, dim=1)).mean()
-
-    return 0.5 * (one(z1, z2) + one(z2, z1))
 
 
 class SSLEncoderBlock(ModelState, Block):
@@ -158,8 +134,7 @@ class SSLEncoderBlock(ModelState, Block):
         """Hook before training (e.g. fetch the knowledge base)."""
 
     def _build(self):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.p.seed)
+        with isolated_rng(self.p.seed):
             self.model = LocalEncoder(self.p.backbone, self.in_ch, self.p.nf, self.p.hidden, self.dim).to(self.ctx.device)
 
     def fit(self, data, ctx):
@@ -174,46 +149,15 @@ class SSLEncoderBlock(ModelState, Block):
         params = list(self.model.parameters()) + list(self.extra.parameters())
         opt = torch.optim.Adam(params, lr=self.p.lr, weight_decay=self.p.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.p.epochs * steps, 1))
-        gen = torch.Generator().manual_seed(self.p.seed)
-        bar = None
-        if ctx.progress:
-            from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.p.epochs * steps, desc=f"train {self.name} ({self.method})", unit="step", leave=False)
-        t0 = time.time()
-        losses, stopped = [], "epochs"
-        self.model.train()
-        self.extra.train()
-        for epoch in range(self.p.epochs):
-            perm = torch.randperm(n, generator=gen)
-            tot, cnt = 0.0, 0
-            for k in range(steps):
-                xb = x[perm[k * bs:(k + 1) * bs]].to(ctx.device)
-                v1, v2 = two_views(xb, gen)
-                loss = self.loss(v1, v2, gen)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                tot += float(loss.detach())
-                cnt += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{float(loss):.3f}")
-                if self.p.max_seconds is not None and time.time() - t0 >= self.p.max_seconds:
-                    stopped = "max_seconds"
-                    break
-            losses.append(tot / max(cnt, 1))
-            if not math.isfinite(losses[-1]):
-                raise FloatingPointError(f"{self.name}: training diverged at epoch {epoch + 1}")
-            if stopped == "max_seconds":
-                break
-        if bar is not None:
-            bar.close()
-        self.model.eval()
-        self.summary = {"method": self.method, "epochs": len(losses), "final_loss": round(losses[-1], 4),
-                        "stopped": stopped, "samples": n, "seconds": round(time.time() - t0, 1)}
-        ctx.record(self.name, self.summary)
+        def step(idx, gen):
+            v1, v2 = two_views(x[idx].to(ctx.device), gen)
+            return self.loss(v1, v2, gen)
+
+        res = fit(step, n, optimizer=opt, scheduler=sched, epochs=self.p.epochs, batch_size=self.p.batch_size,
+                  seed=self.p.seed, max_seconds=self.p.max_seconds, drop_last=True, modules=[self.model, self.extra],
+                  where=block_where(ctx, self.name), name=f"{self.name} ({self.method})", progress=ctx.progress)
+        self.summary = record(ctx, self.name, res, method=self.method, samples=n)
         ctx.log(f"{self.name}: {self.summary}")
 
     @staticmethod

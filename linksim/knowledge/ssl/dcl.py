@@ -5,7 +5,8 @@ with p and q themselves instead of the KB-enhanced q*, so a comparison separates
 from what the loss adds."""
 from __future__ import annotations
 
-from .base import SSLEncoderBlock, dcl_loss
+from ...losses import dcl_loss
+from .base import SSLEncoderBlock
 
 
 class DCLEncoder(SSLEncoderBlock):

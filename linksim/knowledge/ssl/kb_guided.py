@@ -28,7 +28,8 @@ import torch.nn.functional as Fn
 from ...block import Port
 from ...errors import PortError, UserError
 from ...semantic.training import augment
-from .base import SSLEncoderBlock, augmented_view, dcl_loss
+from ...losses import dcl_loss
+from .base import SSLEncoderBlock, augmented_view
 
 
 def kb_scores(q: torch.Tensor, v: torch.Tensor, normalise: str = "softmax",

@@ -1,7 +1,8 @@
 """``simclr_encoder``: SimCLR baseline (Chen et al. 2020): NT-Xent between the projections of two views."""
 from __future__ import annotations
 
-from .base import SSLEncoderBlock, nt_xent
+from ...losses import nt_xent
+from .base import SSLEncoderBlock
 
 
 class SimCLREncoder(SSLEncoderBlock):

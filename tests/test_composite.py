@@ -1,6 +1,7 @@
 """Composite blocks, per-copy parameters of repeated blocks, and paired blocks configured once."""
 import csv
 import json
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,12 @@ from conftest import write
 from linksim.errors import UserError
 from linksim.runner import Plan, make_context, point_config, run_scenario
 from linksim.scenario import load_scenario, system_nodes
+
+def _scenario(blocks: str, name: str, seed: int, sweep: str, samples: int, extra: str = "") -> str:
+    """A one-system scenario (system 's') holding ``blocks`` (YAML lines, any indentation)."""
+    return (f"name: {name}\nseed: {seed}\n{extra}sweep: {sweep}\nsystems:\n  s:\n    samples: {samples}\n    blocks:\n"
+            + textwrap.indent(textwrap.dedent(blocks).strip("\n"), "      ") + "\n")
+
 
 LIB = """
 description: test library
@@ -25,28 +32,13 @@ composites:
       dec:   {type: ldpc5g_decoder, params: {impl: fast}, inputs: {llr: demap.llr}}
 """
 
-COMPOSITE = """
-name: comp
-seed: 3
-include: [lib/l.yaml]
-sweep: {snr_db: [1.0, 4.0]}
-systems:
-  s:
-    samples: 400
-    blocks:
+COMPOSITE = _scenario("""
       src:  {type: bit_source, params: {bits_per_sample: 64}}
       link: {type: coded, params: {k: 64, n: 128, snr_db: $snr_db}, inputs: {bits: src.bits}}
       bler: {type: bler, inputs: {bits: src.bits, bits_hat: link.bits}}
-"""
+""", 'comp', 3, '{snr_db: [1.0, 4.0]}', 400, 'include: [lib/l.yaml]\n')
 
-EXPLICIT = """
-name: comp
-seed: 3
-sweep: {snr_db: [1.0, 4.0]}
-systems:
-  s:
-    samples: 400
-    blocks:
+EXPLICIT = _scenario("""
       src:  {type: bit_source, params: {bits_per_sample: 64}}
       link/enc:   {type: ldpc5g_encoder, params: {k: 64, n: 128}, inputs: {bits: src.bits}}
       link/map:   {type: qam_mapper, params: {bits_per_symbol: 2}, inputs: {bits: link/enc.bits}}
@@ -54,7 +46,7 @@ systems:
       link/demap: {type: qam_demapper, params: {bits_per_symbol: 2}, inputs: {y: link/chan.y, nvar: link/chan.nvar}}
       link/dec:   {type: ldpc5g_decoder, params: {k: 64, n: 128, impl: fast}, inputs: {llr: link/demap.llr}}
       bler: {type: bler, inputs: {bits: src.bits, bits_hat: link/dec.bits}}
-"""
+""", 'comp', 3, '{snr_db: [1.0, 4.0]}', 400)
 
 
 def _lib(tmp_path, text=LIB):
@@ -153,21 +145,14 @@ def test_library_definition_enters_the_point_fingerprint(tmp_path):
     assert before != after
 
 
-REPEATED = """
-name: rep
-seed: 1
-sweep: {snr_db: [0.0]}
-systems:
-  s:
-    samples: 2000
-    blocks:
+REPEATED = _scenario("""
       src:   {type: bit_source, params: {bits_per_sample: 100}}
       map:   {type: qam_mapper, params: {bits_per_symbol: 1}, inputs: {bits: src.bits}}
       chan:  {type: awgn, repeat: 3, params: {snr_db: "${snr_db + 4 * i}"}, inputs: {x: map.symbols}}
       demap: {type: qam_demapper, repeat: 3, inputs: {y: chan.y, nvar: chan.nvar}}
       lab:   {type: label_bits, repeat: 3, per_copy: {label: [a, b, c]}, inputs: {pred: src.bits}}
       ber:   {type: ber, repeat: 3, inputs: {bits: src.bits, bits_hat: demap.bits}}
-"""
+""", 'rep', 1, '{snr_db: [0.0]}', 2000)
 
 
 def test_repeat_copies_differ_by_copy_index_and_per_copy_lists(tmp_path):
@@ -190,14 +175,7 @@ def test_copy_index_and_per_copy_errors(tmp_path):
                                                    'chan:  {type: awgn, params: {snr_db: "${snr_db + 4 * i}"}')))
 
 
-PAIRED = """
-name: paired
-seed: 2
-sweep: {snr_db: [30.0]}
-systems:
-  s:
-    samples: 50
-    blocks:
+PAIRED = _scenario("""
       src:   {type: bit_source, params: {bits_per_sample: 100}}
       crc:   {type: crc_encoder, params: {crc: CRC16}, inputs: {bits: src.bits}}
       enc:   {type: ldpc5g_encoder, params: {k: 58, n: 120}, inputs: {bits: crc.bits}}
@@ -207,7 +185,7 @@ systems:
       dec:   {type: ldpc5g_decoder, params: {impl: fast}, inputs: {llr: demap.llr}}
       crcd:  {type: crc_decoder, inputs: {bits: dec.bits}}
       ber:   {type: ber, inputs: {bits: src.bits, bits_hat: crcd.bits}}
-"""
+""", 'paired', 2, '{snr_db: [30.0]}', 50)
 
 
 @pytest.mark.block("qam_demapper", "ldpc5g_decoder", "crc_decoder")
@@ -250,20 +228,12 @@ LIBRARY = str(Path(__file__).resolve().parents[1] / "scenarios" / "lib" / "links
 
 @pytest.mark.block("coded_link")
 def test_library_coded_link_corrects_errors_in_its_waterfall(tmp_path):
-    text = f"""
-name: cl
-seed: 5
-include: [{LIBRARY}]
-sweep: {{snr_db: [-2.0, 3.0]}}
-systems:
-  s:
-    samples: 300
-    blocks:
-      src:  {{type: bit_source, params: {{bits_per_sample: 256}}}}
-      link: {{type: coded_link, params: {{k: 256, n: 512, channel: {{snr_db: $snr_db}}}}, inputs: {{bits: src.bits}}}}
-      bler: {{type: bler, inputs: {{bits: src.bits, bits_hat: link.bits}}}}
-      ber:  {{type: ber, inputs: {{bits: src.bits, bits_hat: link.bits}}}}
-"""
+    text = _scenario("""
+        src:  {type: bit_source, params: {bits_per_sample: 256}}
+        link: {type: coded_link, params: {k: 256, n: 512, channel: {snr_db: $snr_db}}, inputs: {bits: src.bits}}
+        bler: {type: bler, inputs: {bits: src.bits, bits_hat: link.bits}}
+        ber:  {type: ber, inputs: {bits: src.bits, bits_hat: link.bits}}
+    """, "cl", 5, "{snr_db: [-2.0, 3.0]}", 300, f"include: [{LIBRARY}]\n")
     rows = _rows(run_scenario(write(tmp_path, text), tmp_path / "o", progress=False, plots=False))
     v = {(float(r["snr_db"]), r["metric"]): float(r["value"]) for r in rows}
     # rate 1/2 QPSK, n = 512: below capacity (-2 dB) most blocks fail; at 3 dB (past the ~2.3 dB waterfall) none

@@ -77,11 +77,21 @@ def fit(blk: Block, batch_size: int = 64, **inputs) -> Block:
     return blk
 
 
-def graph(blocks: dict, context: RunContext | None = None) -> Graph:
-    """A graph from ``{name: {type, params, inputs, repeat}}`` (the YAML ``blocks:`` mapping)."""
+def data_cfg(dataset: str = "digits", train_samples: int | None = None, test_samples: int | None = None):
+    """A scenario ``data:`` section (what dataset sources read from the run context)."""
+    from ..scenario import DataCfg
+
+    return DataCfg(dataset=dataset, train_samples=train_samples, test_samples=test_samples)
+
+
+def graph(blocks: dict, context: RunContext | None = None, data=None) -> Graph:
+    """A graph from ``{name: {type, params, inputs, repeat}}`` (the YAML ``blocks:`` mapping); ``data``: a
+    :func:`data_cfg` for dataset sources."""
+    if context is None:
+        context = RunContext(data=data)
     nodes = [NodeCfg(n, b["type"], b.get("params", {}), b.get("inputs", {}), f"blocks.{n}", b.get("repeat"))
              for n, b in blocks.items()]
-    return Graph(nodes, context or RunContext(), "t: ")
+    return Graph(nodes, context, "t: ")
 
 
 def run(g: Graph, n: int, seed: int = 0, split: str = "test") -> dict:

@@ -103,3 +103,16 @@ def run(g: Graph, n: int, seed: int = 0, split: str = "test") -> dict:
 
 def spec(kind: str, *shape: int, **meta) -> Spec:
     return Spec(kind, tuple(shape), meta)
+
+
+def assert_per_sample(blk: Block, split: str = "test", **x) -> dict:
+    """Check that ``blk.forward`` treats samples independently of their place in the batch: the outputs of
+    the batch in reverse order are the outputs in reverse order (a block that mixes up samples fails).
+    Returns the outputs of the batch in order."""
+    out = fwd(blk, split, **x)
+    rev = fwd(blk, split, **{k: (v.flip(0) if isinstance(v, torch.Tensor) else [t.flip(0) for t in v])
+                             for k, v in x.items()})
+    for k, v in out.items():
+        if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] > 1:
+            assert torch.allclose(rev[k].flip(0), v, rtol=1e-4, atol=1e-5), f"{blk.type_name}.{k} depends on batch order"
+    return out

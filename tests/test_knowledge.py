@@ -296,3 +296,23 @@ def test_teacher_from_local_checkpoint(tmp_path, capsys):
     assert main(["run", write(tmp_path, text), "--out", str(out)]) == 0
     assert _teacher(out) == f"open_clip {TINY} pretrained={ckpt}"
     assert f"pretrained={ckpt}" in capsys.readouterr().err
+    # the block computes with the checkpoint's weights: its embeddings are the checkpoint model's own (a
+    # randomly initialised teacher would give others)
+    from linksim.testing.harness import fit, fwd, make, spec
+
+    specs = {"image": spec("image", 1, 8, 8), "label": spec("label", num_classes=3, class_names=["a", "b", "c"])}
+    blk = fit(make("clip_teacher", {"pretrained": str(ckpt)}, specs),
+              image=torch.zeros(1, 1, 8, 8), label=torch.zeros(1, dtype=torch.long))
+    x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 2, 1, 2])
+    got = fwd(blk, image=x, label=y)
+    ref = open_clip.create_model(TINY, pretrained=str(ckpt)).eval()
+    with torch.no_grad():
+        img = ref.encode_image(blk._prep(x), normalize=True)
+        txt = ref.encode_text(open_clip.get_tokenizer(TINY)(["a photo of a a", "a photo of a b", "a photo of a c"]),
+                              normalize=True)
+    assert torch.allclose(got["image_embedding"], img, atol=1e-5)
+    assert torch.allclose(got["text_embedding"], txt[y], atol=1e-5)
+    rand = make("clip_teacher", {}, specs)
+    rand._build()
+    assert not torch.allclose(fwd(rand, image=x, label=y)["image_embedding"], img, atol=1e-2)

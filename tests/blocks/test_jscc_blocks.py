@@ -81,3 +81,21 @@ def test_smrc_layers_refine_and_classify(mean_image):
     acc2 = float((v[("dec2", "logits")].argmax(1) == lab2).float().mean())
     assert acc1 > 0.3, acc1  # chance 0.1
     assert acc2 > float((lab2 == 2).float().mean()) + 0.03, acc2  # beats always answering 'other'
+
+
+@pytest.mark.block("jscc_decoder")
+def test_jscc_decoder_fine_tuning_adapts_to_its_channel(mean_image):
+    """An encoder trained at 20 dB, received at 0 dB: the decoder fine-tuned on the 0 dB training symbols
+    (channel with in_training) reconstructs the same received symbols better than the companion decoder."""
+    g = _train(graph({
+        "data": {"type": "dataset", "params": {"dataset": "digits"}},
+        "enc": {"type": "jscc_encoder", "params": {"bandwidth_ratio": 0.25, "width": 16, "epochs": 4, "batch_size": 10,
+                                                   "lr": 0.003, "train_snr_db": 20}, "inputs": {"image": "data.image"}},
+        "chan": {"type": "awgn", "params": {"snr_db": 0.0, "in_training": True}, "inputs": {"x": "enc.symbols"}},
+        "dec": {"type": "jscc_decoder", "inputs": {"y": "chan.y"}},
+        "ft": {"type": "jscc_decoder", "params": {"finetune_epochs": 3, "lr": 0.001, "batch_size": 10},
+               "inputs": {"y": "chan.y", "image": "data.image"}}}, data=DATA))
+    v = run(g, 150)
+    x = v[("data", "image")]
+    p0, p1 = float(_psnr(v[("dec", "image")], x).mean()), float(_psnr(v[("ft", "image")], x).mean())
+    assert p1 > p0 + 0.3, (p1, p0)

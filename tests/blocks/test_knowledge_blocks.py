@@ -134,8 +134,8 @@ def _ssl(type_name, x, extra=None, specs=None):
     return blk, untrained
 
 
-@pytest.mark.block("simclr_encoder", "nnclr_encoder", "dcl_encoder")
-@pytest.mark.parametrize("type_name", ["simclr_encoder", "nnclr_encoder", "dcl_encoder"])
+@pytest.mark.parametrize("type_name", [pytest.param(t, marks=pytest.mark.block(t))  # each case pins its own type
+                                       for t in ("simclr_encoder", "nnclr_encoder", "dcl_encoder")])
 def test_ssl_encoder_aligns_the_views_of_an_image(type_name, digits):
     x, y = digits
     extra = {"queue_size": 128} if type_name == "nnclr_encoder" else {}

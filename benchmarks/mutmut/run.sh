@@ -9,6 +9,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PY=${PY:-$ROOT/.venv/bin/python}
 [ -x "$PY" ] || PY=$(command -v python)
 WORK=${WORK:-$(mktemp -d /tmp/linksim-mutmut.XXXX)}
+mkdir -p "$WORK"
 cd "$ROOT"
 git archive HEAD | tar -x -C "$WORK"
 cd "$WORK"

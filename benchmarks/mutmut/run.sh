@@ -2,7 +2,8 @@
 # mutmut on the numeric core (channels, link, quantizers/index coding, metrics, derive, results): a benchmark,
 # not part of CI. Runs in a scratch copy of the committed tree (mutmut writes a mutants/ folder), niced, and
 # prints the score per module. Configuration: [tool.mutmut] in pyproject.toml.
-#   bash benchmarks/mutmut/run.sh [only_mutate glob ...]     e.g.  bash benchmarks/mutmut/run.sh 'linksim/metrics/*'
+#   [TESTS='tests/a.py tests/b.py'] bash benchmarks/mutmut/run.sh [only_mutate glob ...]
+#   e.g.  TESTS=tests/blocks/test_metric_blocks.py bash benchmarks/mutmut/run.sh 'linksim/metrics/*'
 # Needs mutmut in the venv (pip install mutmut). Results: $WORK/mutmut_results.txt and the summary printed.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,6 +21,16 @@ p = "pyproject.toml"
 s = open(p).read()
 globs = ", ".join(f'"{g}"' for g in sys.argv[1:])
 s = re.sub(r"only_mutate = \[.*?\]", f"only_mutate = [{globs}]", s, flags=re.S)
+open(p, "w").write(s)
+PY
+fi
+if [ -n "${TESTS:-}" ]; then  # restrict the tests mutmut runs (space-separated paths)
+  "$PY" - $TESTS <<'PY'
+import re, sys
+p = "pyproject.toml"
+s = open(p).read()
+tests = ", ".join(f'"{t}"' for t in sys.argv[1:])
+s = re.sub(r"pytest_add_cli_args_test_selection = \[.*?\]", f"pytest_add_cli_args_test_selection = [{tests}]", s, flags=re.S)
 open(p, "w").write(s)
 PY
 fi

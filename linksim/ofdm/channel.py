@@ -6,11 +6,19 @@ Rayleigh tap per slot: flat fading, Sionna ``RayleighBlockFading``) or ``flat`` 
 between layer i and receive antenna i: AWGN on every RE, the closed-form check). UE speed gives Doppler (the
 channel varies over the OFDM symbols of a slot); each slot of a sample is an independent channel draw.
 The channel is applied per RE (no inter-carrier interference; the cyclic prefix is assumed long enough and is
-counted as overhead by the mapper). Noise: Es/N0 = snr_db per data RE and layer, i.e. N0 = 10^(-snr/10)
+counted as overhead by the mapper).
+
+Paired draws (``paired``, default on): channel and noise come from Sionna's generator re-seeded per batch by
+(run seed, block name, split, batch indices), as ``pixel_noise`` does, and the run's own random stream is left
+untouched. Every system and sweep point with a channel block of the same name sees the same channel
+realisations and the same unit noise (scaled by the SNR): LS vs perfect CSI, QPSK vs 16-QAM, JSCC vs SSCC are
+compared on identical channels, which removes the slot-to-slot fading scatter from their differences.
+Noise: Es/N0 = snr_db per data RE and layer, i.e. N0 = 10^(-snr/10)
 per receive antenna with unit-energy symbols.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Literal
 
 import pydantic
@@ -19,6 +27,13 @@ import torch
 from ..block import IN_TRAINING, LABEL, Block, Impairment, Params, Port, Spec
 from ..channels.base import noise_variance
 from .grid import grid_of
+
+def batch_seed(seed: int, name: str, split: str, first: int, size: int, epoch: int = 0) -> int:
+    """The seed of one batch's paired channel draws (also used by the Sionna reference pipeline)."""
+    from ..context import derive_seed
+
+    return derive_seed(seed, name, split, first, size, epoch)
+
 
 TDL_PROFILES = ("A", "B", "C", "D", "E", "A10", "A30", "B100", "C60", "C300", "D10", "D30")
 CDL_PROFILES = ("A", "B", "C", "D", "E")
@@ -44,6 +59,9 @@ class OFDMChannelBlock(Impairment, Block):
         carrier_frequency: float = pydantic.Field(3.5e9, gt=0, description="carrier frequency [Hz]")
         ue_speed: float = pydantic.Field(0.0, ge=0, description="UE speed [m/s] (Doppler)")
         num_rx_ant: pydantic.PositiveInt = pydantic.Field(1, description="receive antennas")
+        paired: bool = pydantic.Field(
+            True, description="draw channel and noise per batch from (run seed, block name, split, indices): the "
+                              "same realisations at every SNR and in every system (paired comparisons)")
         normalize: bool = pydantic.Field(
             False, description="Sionna normalize_channel: scale each slot to E|h|^2 = 1 (removes slot-level fading; "
                                "off: the 3GPP profiles have unit average power already)")
@@ -108,16 +126,35 @@ class OFDMChannelBlock(Impairment, Block):
         return eye[None, None, :, None, :, None, None].expand(n, 1, R, 1, g.streams, g.rg.num_ofdm_symbols,
                                                               g.rg.fft_size)
 
+    @contextlib.contextmanager
+    def _rng(self, device):
+        """Sionna's generator seeded for this batch (paired draws), its state restored afterwards."""
+        if not self.p.paired:
+            yield
+            return
+        from sionna.phy import config
+
+        bi = self.ctx.batch
+        g = config.torch_rng(str(device))
+        state = g.get_state()
+        g.manual_seed(batch_seed(self.ctx.seed, self.name, bi.split, int(bi.indices[0]), bi.size, bi.epoch))
+        try:
+            yield
+        finally:
+            g.set_state(state)
+
     def forward(self, grid):
         g = self.grid
         b, S = grid.shape[0], g.slots
         x = grid.reshape(b * S, 1, g.streams, g.rg.num_ofdm_symbols, g.rg.fft_size)
         if self.bypassed():  # training split without impairment: identity channel, (almost) no noise
             h, no = self._identity(b * S, x.device), 1e-6
+            y = self.apply(x, h, no)
         else:
-            h = self._identity(b * S, x.device) if self.gen is None else self.gen(b * S)
             no = noise_variance(self.p.snr_db)
-        y = self.apply(x, h, no)  # [b*S, 1, rx_ant, ofdm_symbols, fft]
+            with self._rng(x.device):
+                h = self._identity(b * S, x.device) if self.gen is None else self.gen(b * S)
+                y = self.apply(x, h, no)  # [b*S, 1, rx_ant, ofdm_symbols, fft]
         R = self.p.num_rx_ant
         return {"y": y.reshape(b, S, R, g.rg.num_ofdm_symbols, g.rg.fft_size),
                 "h": h.reshape(b, S, R, g.streams, g.rg.num_ofdm_symbols, g.rg.fft_size),

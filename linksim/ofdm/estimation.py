@@ -35,12 +35,13 @@ class OFDMEstimator(Block):
         self.grid = g
         if self.p.csi == "perfect" and "h" not in specs:
             raise PortError("csi: perfect needs the true channel: connect input 'h' (ofdm_channel.h)")
-        if self.p.csi == "ls" and g.rg.pilot_pattern.num_pilot_symbols == 0:
+        if self.p.csi == "ls" and g.params["pilot_pattern"] != "kronecker":
             raise ValueError("csi: ls needs pilots, but the grid's pilot_pattern is empty (use kronecker)")
         from sionna.phy.ofdm import LSChannelEstimator, RemoveNulledSubcarriers
 
         dev = self.ctx.device
-        self.ls = LSChannelEstimator(g.rg, interpolation_type=self.p.interpolation, device=dev)
+        if self.p.csi == "ls":
+            self.ls = LSChannelEstimator(g.rg, interpolation_type=self.p.interpolation, device=dev)
         self.remove_nulled = RemoveNulledSubcarriers(g.rg, device=dev)
         R = specs["y"].shape[1]
         self.R = R

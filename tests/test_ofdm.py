@@ -256,3 +256,31 @@ def test_mimo_spatial_multiplexing_ls_close_to_perfect_at_high_snr(model, n):
         ber[csi] = float((v[("demap", "bits")] != v[("src", "bits")]).float().mean())
     assert ber["perfect"] < 0.02 and ber["ls"] < 0.05
     assert ber["ls"] >= 0.9 * ber["perfect"]
+
+
+def test_committed_ofdm_link_results():
+    """The committed full run (results/ofdm_link): ofdm_flat_qpsk within 10 % of Q(sqrt(Es/N0)) at every
+    point where that is >= 1e-4; BER_ls >= 0.9 BER_perfect (and BLER) at every point run with both; the LS
+    gap at BER 1e-2 is positive for every system with both curves crossing it."""
+    from linksim.ofdm.report import gaps
+
+    f = ROOT / "results/ofdm_link/results.csv"
+    if not f.is_file():
+        pytest.skip("full run not committed")
+    rows = read_csv(f)
+    flat = [r for r in rows if r["system"] == "ofdm_flat_qpsk" and r["metric"] == "ber"]
+    checked = 0
+    for r in flat:
+        t = Q(math.sqrt(10 ** (r["snr_db"] / 10)))
+        if t >= 1e-4:
+            assert abs(r["value"] - t) <= 0.10 * t, (r["snr_db"], r["value"], t)
+            checked += 1
+    assert checked == len(flat) >= 10
+    val = {(r["system"], r["metric"], r["snr_db"], r["csi"]): r["value"] for r in rows
+           if r["metric"] in ("ber", "bler") and r.get("csi") in ("perfect", "ls") and r["n"]}
+    pairs = [(k, v, val[k[:3] + ("perfect",)]) for k, v in val.items() if k[3] == "ls" and k[:3] + ("perfect",) in val]
+    assert len(pairs) > 100
+    for k, ls, perfect in pairs:
+        assert ls >= 0.9 * perfect, (k, ls, perfect)
+    g = [x for x in gaps(rows) if x["gap_db"] is not None]
+    assert len(g) >= 10 and all(x["gap_db"] > 0 for x in g)

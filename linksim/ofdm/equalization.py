@@ -19,6 +19,8 @@ from .grid import grid_of
 
 
 class OFDMEqualizerBlock(Block):
+    """LMMSE or ZF equalisation per RE -> the sample's data symbols and their effective noise variance."""
+
     type_name = "ofdm_equalizer"
     role = "link"
     inputs = {"y": Port(("complex",), "received grids (ofdm_channel.y)"),

@@ -304,3 +304,11 @@ def test_committed_ofdm_jscc_results():
         for s in low:
             gain = psnr["jscc_tdla", csi, s] - psnr["sscc_envelope_tdla", csi, s]
             assert gain >= (2.0 if (csi == "perfect" or s >= 0) else 0.0), (csi, s, gain)
+
+
+@pytest.mark.parametrize("scenario", ["ofdm_link.yaml", "ofdm_jscc.yaml"])
+def test_shipped_ofdm_scenarios_validate(scenario, capsys):
+    """Every system at every sweep point wires up: the QAM demapper, LDPC decoder and jscc_decoder take the
+    equaliser's output unchanged (the transmitter's port metadata comes back through the grid)."""
+    assert main(["validate", str(ROOT / "scenarios" / scenario)]) == 0
+    assert "OK" in capsys.readouterr().out

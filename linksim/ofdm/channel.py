@@ -26,7 +26,7 @@ import torch
 
 from ..block import IN_TRAINING, LABEL, Block, Impairment, Params, Port, Spec
 from ..channels.base import noise_variance
-from .grid import grid_of
+from .grid import grid_of, sionna_rng
 
 def batch_seed(seed: int, name: str, split: str, first: int, size: int, epoch: int = 0) -> int:
     """The seed of one batch's paired channel draws (also used by the Sionna reference pipeline)."""
@@ -132,10 +132,8 @@ class OFDMChannelBlock(Impairment, Block):
         if not self.p.paired:
             yield
             return
-        from sionna.phy import config
-
         bi = self.ctx.batch
-        g = config.torch_rng(str(device))
+        g = sionna_rng(device)
         state = g.get_state()
         g.manual_seed(batch_seed(self.ctx.seed, self.name, bi.split, int(bi.indices[0]), bi.size, bi.epoch))
         try:

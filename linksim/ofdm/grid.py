@@ -135,13 +135,23 @@ class Grid:
         }
 
 
+def sionna_rng(device=None):
+    """Sionna's generator for a device ("cuda" names the current CUDA device: Sionna keys them "cuda:i")."""
+    import torch
+    from sionna.phy import config
+
+    dev = str(device or config.device)
+    if dev == "cuda":
+        dev = f"cuda:{torch.cuda.current_device()}"
+    return config.torch_rng(dev)
+
+
 def build_resource_grid(p: GridParams, device=None):
     """Sionna ResourceGrid of these parameters, with pilots drawn from a fixed seed (see PILOT_SEED)."""
-    from sionna.phy import config
     from sionna.phy.ofdm import ResourceGrid
 
     kron = p.pilot_pattern == "kronecker"
-    g = config.torch_rng(device or config.device)
+    g = sionna_rng(device)
     state = g.get_state()
     g.manual_seed(PILOT_SEED)
     try:

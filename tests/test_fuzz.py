@@ -258,7 +258,8 @@ systems:
 """
 
 # cases per shipped file: the big sweeps take seconds to validate, so they get fewer
-BYTE_CASES = {"sscc_vs_jscc.yaml": 15, "multires_jscc.yaml": 30, "distributed_sensing.yaml": 50}
+BYTE_CASES = {"sscc_vs_jscc.yaml": 15, "multires_jscc.yaml": 30, "distributed_sensing.yaml": 50,
+              "ofdm_link.yaml": 15, "ofdm_jscc.yaml": 15}
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])

@@ -10,14 +10,15 @@ for line in open(sys.argv[1]):
     name, status = line.rsplit(":", 1)
     module = name.split(".x", 1)[0].split(".xǁ", 1)[0]
     counts[module][status.strip()] += 1
-print(f"{'module':40s} {'killed':>7s} {'survived':>9s} {'other':>6s} {'score':>6s}")
+print(f"{'module':34s} {'killed':>6s} {'timeout':>7s} {'survived':>8s} {'unchecked':>9s} {'score':>6s} {'strict':>6s}")
 tot = collections.Counter()
 for m in sorted(counts):
     c = counts[m]
-    killed = c["killed"] + c.get("timeout", 0)
-    other = sum(v for k, v in c.items() if k not in ("killed", "survived", "timeout"))
-    done = killed + c["survived"]
+    k, t, sv = c["killed"], c["timeout"], c["survived"]
+    other = sum(v for key, v in c.items() if key not in ("killed", "survived", "timeout"))
     tot.update(c)
-    print(f"{m:40s} {killed:7d} {c['survived']:9d} {other:6d} {100 * killed / max(done, 1):5.1f}%")
-killed = tot["killed"] + tot.get("timeout", 0)
-print(f"{'all':40s} {killed:7d} {tot['survived']:9d} {'':6s} {100 * killed / max(killed + tot['survived'], 1):5.1f}%")
+    # score: (killed + timeout) / checked (mutmut's convention); strict: timeouts counted as survivors
+    print(f"{m:34s} {k:6d} {t:7d} {sv:8d} {other:9d} {100 * (k + t) / max(k + t + sv, 1):5.1f}% "
+          f"{100 * k / max(k + t + sv, 1):5.1f}%")
+k, t, sv = tot["killed"], tot["timeout"], tot["survived"]
+print(f"{'all':34s} {k:6d} {t:7d} {sv:8d} {'':9s} {100 * (k + t) / max(k + t + sv, 1):5.1f}% {100 * k / max(k + t + sv, 1):5.1f}%")

@@ -75,3 +75,24 @@ def test_ssim_identity_inversion_and_noise_order():
     both = sink(blk, {"image": x[:2], "image_hat": torch.stack([x[0], 1 - x[1]])})["ssim"].value
     one = sink(blk, {"image": x[1:2], "image_hat": 1 - x[1:2]})["ssim"].value
     assert both == pytest.approx((1 + one) / 2, abs=1e-5)
+
+
+@pytest.mark.block("ber")
+def test_ber_interval_counts_frames():
+    """The interval's unit is the frame: frames and the sum of squared per-frame errors are counted."""
+    blk = make("ber", {}, {"bits": spec("bits", 10), "bits_hat": spec("bits", 10)})
+    b = torch.zeros(3, 10)
+    bh = b.clone()
+    bh[0, :3] = 1
+    bh[2, 9] = 1
+    st = sink(blk, {"bits": b, "bits_hat": bh}, {"bits": b[:2], "bits_hat": bh[:2]})["ber"].stat
+    # per-frame errors 3, 0, 1 then 3, 0: 7 errors in 50 bits, 5 frames, 9 + 1 + 9 = 19
+    assert (st.errors, st.trials, st.frames, st.frame_sq) == (7, 50, 5, 19)
+
+
+@pytest.mark.block("psnr")
+def test_psnr_clamps_the_reconstruction_to_the_pixel_range():
+    x = torch.full((2, 1, 2, 2), 0.5)
+    xh = torch.stack([torch.full((1, 2, 2), 1.5), torch.full((1, 2, 2), -0.5)])  # clamped: errors of 0.5
+    blk = make("psnr", {}, {"image": spec("image", 1, 2, 2), "image_hat": spec("image", 1, 2, 2)})
+    assert sink(blk, {"image": x, "image_hat": xh})["psnr_db"].value == pytest.approx(10 * math.log10(4), abs=1e-4)

@@ -94,7 +94,7 @@ def fit(step: Callable[[torch.Tensor, torch.Generator], Any], n: int, *, optimiz
         epoch_end: Callable[[int, dict], str | None] | None = None,
         modules: Iterable[torch.nn.Module] = (), generator: torch.Generator | None = None,
         where: str | None = None, name: str = "", progress: bool = False,
-        weighted: bool = False) -> dict:
+        weighted: bool = False, threads: int | None = None) -> dict:
     """Train with ``step`` for at most ``epochs`` passes over ``n`` samples; return the summary.
 
     ``step(idx, gen)`` computes the loss of the batch of sample indices ``idx`` (a CPU ``int64`` tensor) and
@@ -103,7 +103,10 @@ def fit(step: Callable[[torch.Tensor, torch.Generator], Any], n: int, *, optimiz
     ``zero_grad / backward / optimizer.step`` (then ``scheduler.step()`` and ``after_step()`` per batch);
     with ``optimizer=None`` the step does its own update. ``epoch_end(epoch, info)`` may return a reason to
     stop (e.g. ``"collapsed"``). ``weighted``: the epoch loss weights batches by size (else the plain mean
-    over batches). ``modules`` are put in train mode for the loop and in eval mode afterwards.
+    over batches). ``modules`` are put in train mode for the loop and in eval mode afterwards. ``threads``: torch
+    intra-op threads while the loop runs (1 for small models such as linear classifiers: their kernels are too
+    small to share, and on a busy machine a second spinning thread made a 6000-sample classifier 9x slower; it
+    also makes their float round-off independent of the machine's core count).
     """
     if n <= 0:
         raise UserError("no training samples", where)
@@ -118,6 +121,9 @@ def fit(step: Callable[[torch.Tensor, torch.Generator], Any], n: int, *, optimiz
     for m in modules:
         m.train()
     t0 = time.perf_counter()
+    saved_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
@@ -168,6 +174,8 @@ def fit(step: Callable[[torch.Tensor, torch.Generator], Any], n: int, *, optimiz
                     stopped_by = "patience"
                     break
     finally:
+        if threads is not None:
+            torch.set_num_threads(saved_threads)
         bar.close()
         for m in modules:
             m.eval()

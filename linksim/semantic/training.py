@@ -240,7 +240,7 @@ def train_classifier(features: torch.Tensor, labels: torch.Tensor, num_classes: 
 
     res = fit(step, n, optimizer=opt, epochs=epochs, batch_size=batch_size, seed=seed, patience=patience,
               min_delta=min_delta, max_seconds=max_seconds, drop_last=False, weighted=True, modules=[model],
-              where=where, name=name, progress=show_progress)
+              where=where, name=name, progress=show_progress, threads=1)
     if summary is not None:
         summary.update(res)
     return model.eval()

@@ -38,10 +38,35 @@ def _roll(t):
     return torch.roll(t, 1, 0) if t.dim() >= 1 and t.shape[0] > 1 else t
 
 
-def apply(type_name: str, kind: str):
-    """Patch the registered class of ``type_name``; returns a function that undoes it."""
-    from linksim.registry import block_class
+def library_composites() -> dict:
+    """The composites of the library files (scenarios/lib/*.yaml under the working folder), by name."""
+    from linksim.composite import library_files
+    from linksim.scenario import CompositeCfg, resolve_includes
 
+    raw = {"include": [str(f.resolve()) for f in library_files()]}
+    resolve_includes(raw, __import__("pathlib").Path("."), "library")
+    return {k: CompositeCfg.model_validate(v) for k, v in raw.get("composites", {}).items()}
+
+
+def pad_block_types(name: str, comps: dict) -> list[str]:
+    """The registered block types behind a composite's output pads (through nested composites)."""
+    out = []
+    for ref in comps[name].outputs.values():
+        inner = comps[name].blocks[ref.split(".")[0]].type
+        out += pad_block_types(inner, comps) if inner in comps else [inner] if not inner.startswith("$") else []
+    return sorted(set(out))
+
+
+def apply(type_name: str, kind: str):
+    """Patch the registered class of ``type_name`` (for a library composite: the classes of the blocks behind
+    its output pads, so the composite's outputs are broken); returns a function that undoes it."""
+    from linksim.registry import BLOCKS, block_class
+
+    if type_name not in BLOCKS:
+        comps = library_composites()
+        if type_name in comps:
+            undos = [apply(t, kind) for t in pad_block_types(type_name, comps)]
+            return lambda: [u() for u in reversed(undos)]
     cls = block_class(type_name)
     if kind in ("zero", "roll"):
         attr, orig = "forward", cls.forward

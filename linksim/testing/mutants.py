@@ -1,6 +1,7 @@
 """Block-mutant check: break each registered block in turn and check that its marked tests fail.
 
-For every block type in :data:`linksim.registry.BLOCKS` (or ``--blocks``) and every applicable kind:
+For every block type in :data:`linksim.registry.BLOCKS` and every library composite (``scenarios/lib``; its
+output pads are broken) (or ``--blocks``) and every applicable kind:
 
 - ``zero``: every output of ``forward`` replaced by zeros (blocks with outputs);
 - ``roll``: outputs rolled by one sample along the batch (blocks with inputs; for sources without
@@ -28,8 +29,10 @@ from .mutant_plugin import KINDS
 
 
 def kinds_for(type_name: str) -> list[str]:
-    from ..registry import block_class
+    from ..registry import BLOCKS, block_class
 
+    if type_name not in BLOCKS:  # a library composite: its outputs zeroed or rolled
+        return ["zero", "roll"]
     cls = block_class(type_name)
     out = []
     if cls.outputs:
@@ -84,8 +87,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..registry import BLOCKS
 
-    types = a.blocks.split(",") if a.blocks else list(BLOCKS)
-    unknown = [t for t in types if t not in BLOCKS]
+    from .mutant_plugin import library_composites
+
+    comps = list(library_composites())  # composites of scenarios/lib: mutants of their output pads
+    types = a.blocks.split(",") if a.blocks else list(BLOCKS) + comps
+    unknown = [t for t in types if t not in BLOCKS and t not in comps]
     if unknown:
         print(f"unknown block types: {unknown}", file=sys.stderr)
         return 2

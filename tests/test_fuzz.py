@@ -61,7 +61,7 @@ def check_argv(argv: list[str]) -> tuple[int, str]:
     assert code in (0, 2), f"exit {code} for {argv!r}: {msg}"
     assert "Traceback" not in msg, msg
     if code == 2:
-        lines = msg.strip().splitlines()
+        lines = [l for l in msg.strip().splitlines() if not l.startswith("[linksim ")]  # progress lines
         assert len(lines) == 1 and lines[0].startswith("linksim: error: "), f"{argv!r}: {msg!r}"
     assert elapsed < SLOW_S, f"{argv!r} took {elapsed:.1f} s"
     assert rss - _stats["rss0"] < MEM_BUDGET, f"resident memory grew to {rss / 2**30:.1f} GiB"

@@ -87,6 +87,11 @@ BLOCKS: dict[str, str] = {
     "accuracy": "linksim.metrics.classification:Accuracy",
     "psnr": "linksim.metrics.image:PSNR",
     "ssim": "linksim.metrics.image:SSIM",
+    # OFDM over 3GPP TDL/CDL, channel estimation, MIMO spatial multiplexing (Sionna; issue 13)
+    "ofdm_mapper": "linksim.ofdm.grid:OFDMMapper",
+    "ofdm_channel": "linksim.ofdm.channel:OFDMChannelBlock",
+    "ofdm_estimator": "linksim.ofdm.estimation:OFDMEstimator",
+    "ofdm_equalizer": "linksim.ofdm.equalization:OFDMEqualizerBlock",
 }
 
 

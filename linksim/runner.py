@@ -193,7 +193,9 @@ def run_point(plan: Plan, sname: str, point: dict, ctx: RunContext) -> list[dict
     for label, rep in by_label.items():
         rep = {**{k: v for k, v in shared.items() if k in ("source_dims",)}, **rep}
         tag = {"system": sname, **point, **({"scheme": label} if label else {})}
-        for key in ("bits_per_sample", "channel_uses_per_sample"):
+        # OFDM resource accounting (issue 13): overhead_*_per_sample, ofdm_*_per_sample rows next to channel uses
+        extra = tuple(k for k in rep if k.startswith(("overhead_", "ofdm_")))
+        for key in ("bits_per_sample", "channel_uses_per_sample") + extra:
             if key in rep:
                 rows.append({**tag, "metric": key, "value": rep[key], "n": used})
         if rep.get("nodes") and "bits_per_sample" in rep:

@@ -30,3 +30,7 @@ def link_blocks(bits: int, bits_per_symbol: int = 2, channel: str = "awgn", inde
         "inputs: {y: chan.y, nvar: chan.nvar}}",
         "ber:   {type: ber, inputs: {bits: src.bits, bits_hat: demap.bits}}",
     ])
+
+
+# block-mutant check: --block TYPE selection and LINKSIM_MUTANT=TYPE:KIND (see linksim/testing/mutant_plugin.py)
+pytest_plugins = ["linksim.testing.mutant_plugin"]

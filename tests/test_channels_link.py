@@ -46,7 +46,7 @@ def test_fading_coherence_and_csi(chan, params):
         assert torch.allclose(hinv2[:, 0], hinv2[:, 2]) and not torch.allclose(hinv2[:, 0], hinv2[:, 3])
     h2 = 1 / hinv2[:, 0]
     if chan == "rayleigh":
-        assert abs(float(h2.mean()) - 1) < 0.1  # E|h|^2 = 1
+        assert abs(float(h2.mean()) - 1) < 4 / 2000 ** 0.5  # E|h|^2 = 1; |h|^2 ~ Exp(1): sd 1/sqrt(n), 4 sigma
     else:  # K = 30 dB: nearly constant unit gain
         assert float((h2 - 1).abs().max()) < 0.2
 
@@ -57,12 +57,13 @@ def test_bit_channels(chan, p):
                "ch": {"type": chan, "params": {"p": p}, "inputs": {"bits": "src.bits"}}})
     v = run(g, 100)
     x, y, llr = v[("src", "bits")], v[("ch", "bits")], v[("ch", "llr")]
+    tol = 4 * (p * (1 - p) / x.numel()) ** 0.5  # 4 sigma of the rate over 10^5 bits
     if chan == "bsc":
-        assert abs(float((x != y).float().mean()) - p) < 0.01
+        assert abs(float((x != y).float().mean()) - p) < tol
         assert torch.equal(llr > 0, y > 0)
     else:
         erased = llr == 0
-        assert abs(float(erased.float().mean()) - p) < 0.01
+        assert abs(float(erased.float().mean()) - p) < tol
         assert torch.equal(y[~erased], x[~erased])
 
 
@@ -89,7 +90,7 @@ def test_bit_channels_sionna_sampler_same_statistics(chan):
     v = run(g, 50)
     x, llr = v[("src", "bits")], v[("ch", "llr")]
     hit = (llr == 0) if chan == "bec" else ((llr > 0).float() != x)
-    assert abs(float(hit.float().mean()) - 0.2) < 0.015
+    assert abs(float(hit.float().mean()) - 0.2) < 4 * (0.2 * 0.8 / hit.numel()) ** 0.5  # 4 sigma
 
 
 def test_closed_form_bpsk_qpsk_paths_match_sionna():
@@ -133,7 +134,7 @@ def test_packed_bit_source_is_uniform_independent_and_seeded():
     b = draw(5)
     assert b.shape == (2000, 100) and b.dtype == torch.float32 and set(b.unique().tolist()) == {0.0, 1.0}
     assert torch.equal(b, draw(5)) and not torch.equal(b, draw(6))
-    p = b.mean(0)  # every bit position (including the 31-bit word boundaries) unbiased: 5 sigma = 0.056
-    assert (p - 0.5).abs().max() < 0.056
+    p = b.mean(0)  # every bit position (including the 31-bit word boundaries) unbiased: sd 0.0112, the
+    assert (p - 0.5).abs().max() < 0.05  # largest of 100 positions within 4.5 sigma (family-wise ~1e-3)
     s = 2 * b - 1  # neighbouring positions uncorrelated
-    assert (s[:, 1:] * s[:, :-1]).mean(0).abs().max() < 0.12
+    assert (s[:, 1:] * s[:, :-1]).mean(0).abs().max() < 0.1  # sd 0.0224: 4.5 sigma over 99 pairs

@@ -94,9 +94,9 @@ systems:
       link:  {type: bsc, repeat: $nodes, params: {p: 0.0}, inputs: {bits: q.bits}}
       dq:    {type: feature_dequantizer, repeat: $nodes, inputs: {bits: link.bits}}
       fuse:  {type: feature_sum, params: {label: maxamp}, inputs: {features: dq.features}}
-      clf:   {type: classifier, params: {epochs: 5}, inputs: {features: fuse.features, label: data.label}}
+      clf:   {type: classifier, params: {epochs: 40, lr: 0.01, batch_size: 50}, inputs: {features: fuse.features, label: data.label}}
       acc:   {type: accuracy, params: {name: maxamp}, inputs: {label: data.label, pred: clf.logits}}
-      nclf:  {type: classifier, repeat: $nodes, params: {epochs: 5}, inputs: {features: enc.features, label: data.label}}
+      nclf:  {type: classifier, repeat: $nodes, params: {epochs: 40, lr: 0.01, batch_size: 50}, inputs: {features: enc.features, label: data.label}}
       tx:    {type: label_bits, repeat: $nodes, params: {label: decision}, inputs: {pred: nclf.pred}}
       rx:    {type: bits_label, repeat: $nodes, inputs: {bits: tx.bits}}
       vote:  {type: majority_vote, params: {label: decision}, inputs: {pred: rx.pred}}
@@ -111,7 +111,9 @@ def test_tiny_distributed_run_and_weight_cache(tmp_path):
     rows = read_csv(out / "results.csv")
     acc = {(r["scheme"], r["nodes"]): r["value"] for r in rows if r["metric"] == "accuracy"}
     assert set(acc) == {("maxamp", 1), ("maxamp", 2), ("decision", 1), ("decision", 2)}
-    assert all(0.0 <= v <= 1.0 for v in acc.values())
+    # 10 classes (chance 0.1); measured 0.39-0.40 (MaxAmp-3 1-bit features, fused) and 0.575 (decisions)
+    assert min(acc[("maxamp", 1)], acc[("maxamp", 2)]) > 0.25, acc
+    assert min(acc[("decision", 1)], acc[("decision", 2)]) > 0.4, acc
     bits = {(r["scheme"], r["nodes"]): r["value"] for r in rows if r["metric"] == "bits_per_node"}
     assert bits[("maxamp", 2)] == index_bits(32, 3) + 3 and bits[("decision", 2)] == 4
     total = {(r["scheme"], r["nodes"]): r["value"] for r in rows if r["metric"] == "bits_per_sample"}

@@ -93,7 +93,7 @@ systems:
       dec:   {type: ldpc5g_decoder, params: {k: 40, n: 80}, inputs: {llr: demap.llr}}
       bler:  {type: bler, inputs: {bits: src.bits, bits_hat: dec.bits}}
 """
-    df = linksim.run(text, cache=False)
+    df = linksim.run(text, cache=False, progress=False)
     na = df[df.metric == "bler_normal_approx"]
     assert set(zip(na.snr_db, na.input)) == {(1, "QPSK"), (1, "gaussian"), (2, "QPSK"), (2, "gaussian")}
     r = na[(na.snr_db == 2) & (na.input == "QPSK")].iloc[0]
@@ -103,6 +103,7 @@ systems:
     samples: 2
     blocks:
 """ + link_blocks(8)
+    capsys.readouterr()  # only what validate prints
     assert main(["validate", write(tmp_path, bad, "bad.yaml")]) == 2
     err = capsys.readouterr().err
     assert "normal_approx.0.systems" in err and "ldpc5g_encoder" in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,1 @@
+"""Test tooling: a harness that drives single blocks, the block-mutant check and the reference curves."""

@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import UserError
-from .graph import NodeCfg
+from .graph import _REF as _SRC, NodeCfg  # 'block[idx].port', the engine's own reference syntax
 
 _PAD = re.compile(r"^self(\[(\d+|\*)\])?\.([A-Za-z_]\w*)$")
-_SRC = re.compile(r"^(?P<block>[A-Za-z_][\w/-]*)(?P<idx>\[(\d+|\*)\])?\.(?P<port>[A-Za-z_]\w*)$")
 _VAR = re.compile(r"^\$([A-Za-z_]\w*)$")
 MAX_NESTING = 16
 
@@ -49,13 +48,13 @@ def param_defaults(spec: list) -> tuple[list[str], dict[str, Any]]:
     return required, optional
 
 
-def _rename_ref(ref: Any, inner: dict[str, str], pads: dict, inst: NodeCfg, key: str, comp_name: str,
+def _rename_ref(ref: Any, inner: dict[str, str], pads: dict, inst_where: str, key: str, comp_name: str,
                 where_inner: str) -> Any:
     """An inner input reference rewritten to the expanded names (``self.pad`` -> the instance's source)."""
     if isinstance(ref, list):
         out = []
         for r in ref:
-            v = _rename_ref(r, inner, pads, inst, key, comp_name, where_inner)
+            v = _rename_ref(r, inner, pads, inst_where, key, comp_name, where_inner)
             out.extend(v if isinstance(v, list) else [v])
         return out
     if not isinstance(ref, str):
@@ -69,11 +68,11 @@ def _rename_ref(ref: Any, inner: dict[str, str], pads: dict, inst: NodeCfg, key:
         src = pads[pad]
         if src is None:
             raise UserError(f"input pad '{pad}' of composite '{comp_name}' is not connected",
-                            f"{inst.file or ''}{inst.key}.inputs")
+                            f"{inst_where}.inputs")
         return src
     s = _SRC.match(ref)
     if s and s["block"] in inner:
-        return f"{inner[s['block']]}{s['idx'] or ''}.{s['port']}"
+        return f"{inner[s['block']]}{'[' + s['idx'] + ']' if s['idx'] else ''}.{s['port']}"
     if s:
         raise UserError(f"unknown block '{s['block']}' inside composite '{comp_name}' (outer blocks are reached "
                         f"through input pads: self.<pad>)", f"{where_inner}{key}")
@@ -105,15 +104,11 @@ def expand(nodes: list[NodeCfg], composites: dict, files: dict[str, str], subst:
             raise UserError("must be a mapping of parameter names to values", f"{inst_where}.params")
         required, optional = param_defaults(comp.params)
         known = set(required) | set(optional)
-        for p in inst.params:
+        given = [*inst.params, *sorted(set(inst.copies[0] if inst.copies else ()) - set(inst.params))]
+        for p in given:
             if p not in known:
                 raise UserError(f"unknown parameter for composite '{inst.type}' (known: {', '.join(sorted(known)) or 'none'})",
-                                f"{inst_where}.params.{p}")
-        given = set(inst.params) | set(inst.copies[0] if inst.copies else ())
-        for p in sorted(given - set(inst.params)):
-            if p not in known:
-                raise UserError(f"unknown parameter for composite '{inst.type}' (known: {', '.join(sorted(known)) or 'none'})",
-                                f"{inst_where}.per_copy.{p}")
+                                f"{inst_where}.{'params' if p in inst.params else 'per_copy'}.{p}")
         for p in required:
             if p not in given:
                 raise UserError(f"missing required parameter of composite '{inst.type}'", f"{inst_where}.params.{p}")
@@ -144,7 +139,7 @@ def expand(nodes: list[NodeCfg], composites: dict, files: dict[str, str], subst:
                 m = _PAD.match(r) if isinstance(r, str) else None
                 if m and m.group(3) in inst.inputs:  # an error in what the pad carries names the instance
                     origins[f"@inputs.{p}"] = f"{inst_where}.inputs.{m.group(3)}"
-            inputs = {p: _rename_ref(r, inner, pads, inst, f"{bkey}.inputs.{p}", inst.type, where_inner)
+            inputs = {p: _rename_ref(r, inner, pads, inst_where, f"{bkey}.inputs.{p}", inst.type, where_inner)
                       for p, r in (d["inputs"] or {}).items()} if isinstance(d["inputs"], dict) else d["inputs"]
             rep = inst.repeat if d["repeat"] is None else subst(d["repeat"], values, f"{bkey}.repeat")
             if isinstance(rep, str) and rep.isdigit():
@@ -170,16 +165,9 @@ def expand(nodes: list[NodeCfg], composites: dict, files: dict[str, str], subst:
             outputs[inst.name][pad] = f"{inner[s['block']]}.{s['port']}"
     # references to an instance's pads from outside
     for i, n in enumerate(out):
-        if isinstance(n.inputs, dict) and any(_points_at(r, outputs) for r in n.inputs.values()):
+        if isinstance(n.inputs, dict):
             out[i] = dataclasses.replace(n, inputs={p: _to_pad(r, outputs, n, where) for p, r in n.inputs.items()})
     return out
-
-
-def _points_at(ref: Any, outputs: dict) -> bool:
-    if isinstance(ref, list):
-        return any(_points_at(r, outputs) for r in ref)
-    s = _SRC.match(ref) if isinstance(ref, str) else None
-    return bool(s and s["block"] in outputs)
 
 
 def _to_pad(ref: Any, outputs: dict, node: NodeCfg, where: str) -> Any:
@@ -193,7 +181,7 @@ def _to_pad(ref: Any, outputs: dict, node: NodeCfg, where: str) -> Any:
         raise UserError(f"composite '{s['block']}' has no output pad '{s['port']}' (pads: {', '.join(pads) or 'none'})",
                         f"{node.file or where + ': '}{node.key}.inputs")
     blk, port = pads[s["port"]].rsplit(".", 1)
-    return f"{blk}{s['idx'] or ''}.{port}"
+    return f"{blk}{'[' + s['idx'] + ']' if s['idx'] else ''}.{port}"
 
 
 def used_composites(blocks: dict, composites: dict) -> dict:
@@ -227,7 +215,7 @@ def library_files(extra: list[str] = ()) -> list[Path]:
     import os
 
     out: list[Path] = []
-    for item in [*(["scenarios/lib"]), *filter(None, os.environ.get("LINKSIM_LIBRARY", "").split(os.pathsep))]:
+    for item in ["scenarios/lib", *filter(None, os.environ.get("LINKSIM_LIBRARY", "").split(os.pathsep))]:
         p = Path(item)
         out.extend(sorted(p.glob("*.yaml")) if p.is_dir() else [p] if p.is_file() else [])
     for item in extra:  # asked for by name: it must exist
@@ -238,23 +226,27 @@ def library_files(extra: list[str] = ()) -> list[Path]:
     return out
 
 
-def describe_library(files: list[Path]) -> list[str]:
-    """Lines describing every composite of the library files: parameters (defaults), pads, inner blocks."""
+def read_library(files: list[Path]) -> dict[str, tuple[Any, str]]:
+    """Every composite of the library files (and the libraries they include): name -> (CompositeCfg, file)."""
     from .scenario import CompositeCfg, resolve_includes
 
+    raw = {"include": [str(f.resolve()) for f in files]}
+    where = resolve_includes(raw, Path("."), "library")
+    return {name: (CompositeCfg.model_validate(d), where[name].rstrip(": "))
+            for name, d in raw.get("composites", {}).items()}
+
+
+def describe_library(files: list[Path]) -> list[str]:
+    """Lines describing every composite of the library files: parameters (defaults), pads, inner blocks."""
     lines: list[str] = []
-    for f in files:
-        raw = {"include": [str(f.resolve())]}
-        where = resolve_includes(raw, f.parent, str(f))
-        for name, d in raw.get("composites", {}).items():
-            c = CompositeCfg.model_validate(d)
-            req, opt = param_defaults(c.params)
-            lines.append(f"{name}: {c.description or '(composite)'}  [{where[name].rstrip(': ')}]")
-            lines.append(f"    inputs:  {', '.join(c.inputs) or 'none'}")
-            lines.append(f"    outputs: {', '.join(c.outputs) or 'none'}")
-            for p in req:
-                lines.append(f"    - {p} (required)")
-            for p, v in opt.items():
-                lines.append(f"    - {p} ({v!r})")
-            lines.append(f"    blocks:  {', '.join(f'{b} ({x.type})' for b, x in c.blocks.items())}")
+    for name, (c, file) in read_library(files).items():
+        req, opt = param_defaults(c.params)
+        lines.append(f"{name}: {c.description or '(composite)'}  [{file}]")
+        lines.append(f"    inputs:  {', '.join(c.inputs) or 'none'}")
+        lines.append(f"    outputs: {', '.join(c.outputs) or 'none'}")
+        for p in req:
+            lines.append(f"    - {p} (required)")
+        for p, v in opt.items():
+            lines.append(f"    - {p} ({v!r})")
+        lines.append(f"    blocks:  {', '.join(f'{b} ({x.type})' for b, x in c.blocks.items())}")
     return lines

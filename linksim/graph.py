@@ -56,6 +56,12 @@ class BatchInfo:
 
 
 
+def _params_key(key: str, err: Exception) -> str:
+    """The YAML key a block's parameter error names: ``params.<param>`` for a ParamError, else ``params``."""
+    param = getattr(err, "param", None)
+    return f"{key}.params" + (f".{param}" if param else "")
+
+
 class Graph:
     """A validated DAG of blocks. ``where`` prefixes error keys (file name and system path)."""
 
@@ -66,7 +72,6 @@ class Graph:
         self.blocks: dict[str, Block] = {}
         # block -> port -> list of (src_block, src_port); multi flag kept per port
         self.edges: dict[str, dict[str, list[tuple[str, str]]]] = {}
-        self._nodes = nodes
         self._build(self._expand(nodes))
 
     # ---------------------------------------------------------------- construction / validation
@@ -75,7 +80,7 @@ class Graph:
         if node is not None:
             if node.file is not None and (key == node.key or key.startswith(node.key + ".")):
                 rest = key[len(node.key) + 1:]
-                head = rest.split(".")[1] if rest.startswith("params.") and rest.count(".") >= 1 else None
+                head = rest.split(".")[1] if rest.startswith("params.") else None
                 if head in node.origins:  # the value was written at the composite instance
                     raise UserError(f"{msg} (inner block {node.name}.params.{head})", node.origins[head])
                 if f"@{rest}" in node.origins:
@@ -162,8 +167,7 @@ class Graph:
             try:
                 self.blocks[node.name] = cls(node.name, params, self.ctx)
             except (ValueError, PortError) as e:
-                param = getattr(e, "param", None)
-                self._fail(f"{node.key}.params" + (f".{param}" if param else ""), str(e))
+                self._fail(_params_key(node.key, e), str(e))
             except UserError as e:
                 if e.where:
                     raise
@@ -217,8 +221,7 @@ class Graph:
             except PortError as e:
                 self._fail(f"{self.cfg[name].key}.inputs", str(e))
             except ValueError as e:
-                param = getattr(e, "param", None)
-                self._fail(f"{self.cfg[name].key}.params" + (f".{param}" if param else ""), str(e))
+                self._fail(_params_key(self.cfg[name].key, e), str(e))
             missing = set(type(blk).outputs) - set(out)
             if missing:
                 raise RuntimeError(f"block type {type(blk).__name__} did not declare outputs {missing}")

@@ -530,14 +530,15 @@ def _subst(obj: Any, point: dict, key: str = "") -> Any:
             return point[m.group(1)]
         e = _EXPR.match(obj)
         if e:
-            names = _expr_names(_parse_expr(e.group(1), key))
+            tree = _parse_expr(e.group(1), key)
+            names = _expr_names(tree)
             if COPY_INDEX in names and COPY_INDEX not in point:
                 return obj
             missing = [n for n in names if n not in point]
             if missing:
                 raise UserError(f"'{missing[0]}' in '{obj}' is not defined here", key or None)
             try:
-                v = _eval(_parse_expr(e.group(1), obj), point)
+                v = _eval(tree, point)
             except (ArithmeticError, ValueError, TypeError, RecursionError) as err:
                 raise UserError(f"expression '{obj}' at {point}: {err}", key or None) from None
             if isinstance(v, complex) or (isinstance(v, float) and not math.isfinite(v)):

@@ -40,12 +40,9 @@ def _roll(t):
 
 def library_composites() -> dict:
     """The composites of the library files (scenarios/lib/*.yaml under the working folder), by name."""
-    from linksim.composite import library_files
-    from linksim.scenario import CompositeCfg, resolve_includes
+    from linksim.composite import library_files, read_library
 
-    raw = {"include": [str(f.resolve()) for f in library_files()]}
-    resolve_includes(raw, __import__("pathlib").Path("."), "library")
-    return {k: CompositeCfg.model_validate(v) for k, v in raw.get("composites", {}).items()}
+    return {name: c for name, (c, _) in read_library(library_files()).items()}
 
 
 def pad_block_types(name: str, comps: dict) -> list[str]:

@@ -227,6 +227,13 @@ class Block:
         pass
 
     stochastic: ClassVar[bool] = False  # draws random numbers in forward (then never memoised)
+    # output ports some block reads, set by the engine around ``forward`` on its own passes (None: all)
+    wanted: set[str] | None = None
+
+    def wants(self, port: str) -> bool:
+        """Whether ``forward`` must produce ``port``: an output nothing reads may be left out (a block whose
+        outputs are all cheap need not ask)."""
+        return self.wanted is None or port in self.wanted
 
     def random_in_training(self) -> bool:
         return self.stochastic

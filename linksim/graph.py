@@ -62,6 +62,50 @@ def _params_key(key: str, err: Exception) -> str:
     return f"{key}.params" + (f".{param}" if param else "")
 
 
+class OutputMemo:
+    """A run-wide memo of block outputs (``Block.memoize_eval``: one on the test split, one on unshuffled
+    training passes), least recently used first out once it holds more than ``LINKSIM_MEMO_MB`` (default
+    1024) MiB of tensors: memory is bounded by this budget, not by the data set times the sweep. Dropping an
+    entry only costs recomputing it. (functools.lru_cache bounds entries, not bytes, hence this class.)"""
+
+    def __init__(self, budget_mb: float | None = None):
+        import os
+        from collections import OrderedDict
+
+        mb = budget_mb if budget_mb is not None else float(os.environ.get("LINKSIM_MEMO_MB", 1024))
+        self.budget = int(mb * 2**20)
+        self.bytes = 0
+        self._d: OrderedDict = OrderedDict()
+
+    @staticmethod
+    def _size(out: dict) -> int:
+        return sum(v.numel() * v.element_size() for v in out.values() if isinstance(v, torch.Tensor))
+
+    def get(self, key):
+        out = self._d.get(key)
+        if out is not None:
+            self._d.move_to_end(key)
+        return out
+
+    def __contains__(self, key) -> bool:
+        return key in self._d
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __setitem__(self, key, out: dict) -> None:
+        if key in self._d:
+            self.bytes -= self._size(self._d.pop(key))
+        size = self._size(out)
+        if size > self.budget:
+            return  # larger than the whole budget: not kept
+        self._d[key] = out
+        self.bytes += size
+        while self.bytes > self.budget:
+            _, old = self._d.popitem(last=False)
+            self.bytes -= self._size(old)
+
+
 class Graph:
     """A validated DAG of blocks. ``where`` prefixes error keys (file name and system path)."""
 
@@ -282,19 +326,42 @@ class Graph:
             ins[port] = got if type(self.blocks[name]).inputs[port].multi else got[0]
         return ins
 
+    def consumed(self, name: str) -> set[str]:
+        """The output ports of ``name`` that some block of this graph reads."""
+        if not hasattr(self, "_consumed"):
+            self._consumed = {n: set() for n in self.order}
+            for srcs in (s for e in self.edges.values() for s in e.values()):
+                for b, p in srcs:
+                    self._consumed[b].add(p)
+        return self._consumed[name]
+
     def run_batch(self, batch: BatchInfo, only: set[str] | None = None, sinks: bool = True,
-                  memo: dict | None = None) -> dict:
+                  memo: dict | None = None, prune: bool = False, roots: set[str] | None = None) -> dict:
         """Forward one batch through the blocks (all, or ``only`` these); returns all port values.
 
         ``memo`` (training passes only) reuses the outputs of blocks whose training-time behaviour is
         identical (same cache key, no randomness upstream), e.g. the N copies of a sensor encoder.
+        ``prune`` (the engine's own training and evaluation passes) lets a block skip outputs no block of this
+        graph reads (``Block.wants``); the returned values then lack them. Memoised outputs are never pruned
+        (another graph may read another port of the same memo entry). With ``prune``, an evaluation pass (or
+        a training pass with a ``memo``, reading the blocks ``roots``) also skips the blocks whose readers reuse
+        memoised outputs.
         """
         self.ctx.batch = batch
         values: dict[tuple[str, str], Any] = {}
+        reused: dict = {}
+        if prune and only is None and memo is None and batch.split == "test":
+            only, reused = self._demanded(batch, None)  # evaluation: skip what memoised outputs make unnecessary
+        elif prune and memo is not None and roots is not None:
+            only, reused = self._demanded(batch, memo, roots)
         for name in self.order:
             if only is not None and name not in only:
                 continue
             blk = self.blocks[name]
+            if name in reused:
+                for port, v in reused[name].items():
+                    values[(name, port)] = v
+                continue
             ins = self._inputs_of(name, values)
             if blk.is_sink:
                 if sinks:
@@ -303,7 +370,11 @@ class Graph:
             store, key = self._memo_slot(name, batch, memo)
             out = store.get(key) if store is not None else None
             if out is None:
-                out = blk.forward(**ins)
+                blk.wanted = self.consumed(name) if prune and store is None else None
+                try:
+                    out = blk.forward(**ins)
+                finally:
+                    blk.wanted = None
                 if store is not None:
                     store[key] = out
             for port, v in out.items():
@@ -320,10 +391,36 @@ class Graph:
             # by their outputs on the training pass, not by every port of the graph (a float payload alone is
             # 16384 values per sample); the cheap blocks are recomputed
             keep = self.blocks[name].memoize_eval and name not in self._random_upstream()
-            return (memo, (self.flow_key(name), *where)) if keep else (None, None)
+            key = (self.flow_key(name), getattr(self, "_data_key", None), *where, batch.epoch)
+            return (memo, key) if keep else (None, None)
         if batch.split == "test" and name in self._eval_memoizable():
-            return self.ctx.shared.setdefault("eval_memo", {}), (self.eval_key(name), *where)
+            store = self.ctx.shared.get("eval_memo")
+            if store is None:
+                store = self.ctx.shared["eval_memo"] = OutputMemo()
+            return store, (self.eval_key(name), *where)
         return None, None
+
+    def _demanded(self, batch: BatchInfo, memo: dict | None, roots: set[str] | None = None) -> tuple[set[str], dict]:
+        """The blocks a batch must run, and the memoised outputs it reuses. The ``roots`` (default: sinks and
+        blocks no block reads) run; another block runs when a running block reads it and its own outputs are
+        not memoised. The memoised outputs are taken now, so the memo may evict them during the batch."""
+        if not hasattr(self, "_readers"):
+            self._readers = {n: set() for n in self.order}
+            for n, ports in self.edges.items():
+                for srcs in ports.values():
+                    for b, _ in srcs:
+                        self._readers[b].add(n)
+        need, reused = set(), {}
+        for name in reversed(self.order):
+            readers = self._readers[name]
+            root = name in roots if roots is not None else (not readers or self.blocks[name].is_sink)
+            if not root and not any(r in need and r not in reused for r in readers):
+                continue
+            need.add(name)
+            store, key = self._memo_slot(name, batch, memo)
+            if store is not None and (out := store.get(key)) is not None:
+                reused[name] = out
+        return need, reused
 
     def batches(self, split: str, n: int, batch_size: int, shuffle_seed: int | None = None) -> Iterator[BatchInfo]:
         """Batches of sample indices. In order, each batch's indices are made when it is yielded, so memory
@@ -354,7 +451,9 @@ class Graph:
 
     def eval_key(self, name: str, _memo: dict | None = None) -> str:
         """Hash of everything that determines a block's test-split outputs (all params, trained state)."""
-        memo = {} if _memo is None else _memo
+        if _memo is None:  # static once the graph is built: kept
+            _memo = self.__dict__.setdefault("_eval_keys", {})
+        memo = _memo
         if name not in memo:
             blk = self.blocks[name]
             ups = {p: [(self.eval_key(b, memo), sp) for b, sp in srcs] for p, srcs in sorted(self.edges[name].items())}
@@ -392,7 +491,7 @@ class Graph:
     def flow_key(self, name: str, _memo: dict | None = None) -> str:
         """Hash of what a block outputs on the training split: its trained state (``block_key``) and
         everything upstream of all its inputs."""
-        memo = {} if _memo is None else _memo
+        memo = self.__dict__.setdefault("_flow_keys", {}) if _memo is None else _memo  # static: kept
         k = ("flow", name)
         if k not in memo:
             ups = {p: [(self.flow_key(b, memo), sp) for b, sp in srcs] for p, srcs in sorted(self.edges[name].items())}
@@ -401,7 +500,12 @@ class Graph:
 
     def train(self, cache, data_key: Any, train_samples: int | None, batch_size: int, seed: int,
               progress: Callable | None = None) -> None:
-        memo: dict = {}  # outputs of deterministic blocks on the unshuffled training pass
+        # outputs of deterministic blocks on unshuffled training passes, run-wide (LRU-bounded like the test
+        # memo): node i's encoder features at one image SNR are computed once for every node count
+        memo = self.ctx.shared.get("train_memo")
+        if memo is None:
+            memo = self.ctx.shared["train_memo"] = OutputMemo()
+        self._data_key = _digest([data_key])
         for name in self.order:
             blk = self.blocks[name]
             if not blk.trainable:
@@ -416,14 +520,16 @@ class Graph:
                     self.ctx.record(name, {**summary, "from_cache": True}, blk.summary_section, keep_existing=True)
                 continue
             ups = self.ancestors(name, training=True)
+            roots = {b for srcs in self._train_edges(name).values() for b, _ in srcs}
             n = self.num_samples("train", train_samples)
 
-            def epoch_fn(epoch: int, shuffle: bool, _name=name, _ups=ups, _n=n):
+            def epoch_fn(epoch: int, shuffle: bool, _name=name, _ups=ups, _n=n, _roots=roots):
                 gseed = seed * 1_000_003 + epoch if shuffle else None
                 for b in self.batches("train", _n, batch_size, gseed):
                     b.epoch = epoch
                     with torch.no_grad():
-                        vals = self.run_batch(b, only=_ups, sinks=False, memo=None if shuffle else memo)
+                        vals = self.run_batch(b, only=_ups, sinks=False, memo=None if shuffle else memo,
+                                              prune=True, roots=None if shuffle else _roots)
                     yield self._inputs_of(_name, vals, training=True)
 
             if progress:
@@ -450,7 +556,7 @@ class Graph:
         used = 0
         with torch.no_grad():
             for b in self.batches("test", n, batch_size):
-                self.run_batch(b)
+                self.run_batch(b, prune=True)
                 used += b.size
                 if progress_bar is not None:
                     progress_bar.update(b.size)

@@ -1,7 +1,9 @@
 """Runs a scenario: validate every system at every sweep point, then train, evaluate, persist, plot."""
 from __future__ import annotations
 
+import ctypes
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -302,6 +304,20 @@ def run_scenario(path: str, out_dir: str | Path, overrides=(), quick: bool = Fal
     return Path(out_dir)
 
 
+def _fixed_mmap_threshold(nbytes: int = 4 << 20) -> None:
+    """Allocations of ``nbytes`` and more get their own mappings, returned to the OS when freed (glibc only;
+    ``MALLOC_MMAP_THRESHOLD_`` in the environment wins). glibc's default threshold rises up to 32 MiB as large
+    blocks are freed, which puts the main job's transient 33 MB payload tensors on the heap between the
+    memo's long-lived 1 MB entries: the heap then fragments and the process held 7.7 GB for a 2 GB working
+    set (measured; 2.8 GB with this threshold)."""
+    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, nbytes)  # -3 = M_MMAP_THRESHOLD (malloc.h)
+    except (OSError, AttributeError):  # not glibc (musl, ...): leave the allocator alone
+        pass
+
+
 def run_loaded(cfg: ScenarioCfg, raw: dict, where: str, out_dir: str | Path | None, overrides=(),
                quick: bool = False, device: str = "auto", progress: bool | None = None, cache_dir="default",
                plots: bool = True, executor: str = "local", address: str | None = None,
@@ -310,6 +326,7 @@ def run_loaded(cfg: ScenarioCfg, raw: dict, where: str, out_dir: str | Path | No
     folder's files, resume, graceful interrupt). With ``out_dir=None`` nothing is written (no results, no
     points; the weight cache is still used unless ``cache_dir`` is None) and every point runs. Returns the
     results.csv rows and the sweep variables (its column order: :func:`linksim.results.columns_for`)."""
+    _fixed_mmap_threshold()
     if out_dir is None:
         return _run_scenario(cfg, raw, where, None, overrides, quick, device, progress, cache_dir, plots,
                              executor, address, overwrite, command)

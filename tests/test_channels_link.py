@@ -138,3 +138,36 @@ def test_packed_bit_source_is_uniform_independent_and_seeded():
     assert (p - 0.5).abs().max() < 0.05  # largest of 100 positions within 4.5 sigma (family-wise ~1e-3)
     s = 2 * b - 1  # neighbouring positions uncorrelated
     assert (s[:, 1:] * s[:, :-1]).mean(0).abs().max() < 0.1  # sd 0.0224: 4.5 sigma over 99 pairs
+
+
+@pytest.mark.parametrize("chan", ["bsc", "bec"])
+def test_engine_passes_skip_outputs_nothing_reads(chan):
+    """On the engine's own passes (prune=True) a bit channel leaves out the LLRs no block reads; the bits it
+    does deliver are the same draws as on a full pass."""
+    g = graph({"src": {"type": "bit_source", "params": {"bits_per_sample": 64}},
+               "ch": {"type": chan, "params": {"p": 0.05}, "inputs": {"bits": "src.bits"}},
+               "rx": {"type": "ber", "inputs": {"bits": "src.bits", "bits_hat": "ch.bits"}}})
+    full = run(g, 300)
+    reseed(0)
+    with torch.no_grad():
+        lean = g.run_batch(BatchInfo("test", torch.arange(300)), sinks=False, prune=True)
+    assert ("ch", "llr") in full and ("ch", "llr") not in lean
+    assert torch.equal(full[("ch", "bits")], lean[("ch", "bits")])
+    assert g.blocks["ch"].wanted is None  # restored after the pass
+
+
+@pytest.mark.parametrize("p", [0.003, 0.05, 0.19, 0.5])
+def test_bernoulli_positions_is_an_iid_bernoulli_sequence(p):
+    from linksim.channels.bit import bernoulli_positions
+
+    torch.manual_seed(1)
+    n, reps = 40, 4000
+    hits = torch.zeros(n)
+    for _ in range(reps):
+        pos = bernoulli_positions(n, p)
+        assert pos.numel() == 0 or (pos.min() >= 0 and pos.max() < n and bool((pos.diff() > 0).all()))
+        hits[pos] += 1
+    sd = (p * (1 - p) / reps) ** 0.5
+    assert float((hits / reps - p).abs().max()) < 4.5 * sd  # every position struck with probability p
+    big = bernoulli_positions(2_000_000, p)  # long sequences (more than one batch of gaps)
+    assert abs(big.numel() / 2e6 - p) < 5 * (p * (1 - p) / 2e6) ** 0.5

@@ -90,6 +90,9 @@ class FeatureDequantizer(Block):
 
     type_name = "feature_dequantizer"
     role = "receiver"
+    # deterministic, and its output (Nf floats) is small next to a float payload (32 Nf bits): memoised, the
+    # quantizer and a deterministic link upstream are skipped at the other points of a node sweep
+    memoize_eval = True
     inputs = {"bits": Port(("bits",), "payload from a feature_quantizer, possibly through a link")}
     outputs = {"features": "decoded representation", "valid": "1 if the index word was valid"}
 

@@ -1,0 +1,82 @@
+"""The engine's output memo: byte-bounded LRU, and evaluation passes that skip what memoised outputs make
+unnecessary (the quantizer and link upstream of a memoised dequantizer at the other points of a node sweep)."""
+
+import torch
+
+from linksim.block import Block, Port, Spec
+from linksim.context import RunContext
+from linksim.graph import BatchInfo, Graph, NodeCfg, OutputMemo
+
+CALLS: dict[str, int] = {}
+
+
+class Ramp(Block):
+    """Deterministic source: sample i -> [i, i+1, ..., i+7]."""
+
+    type_name = "test_ramp"
+    outputs = {"x": "ramp"}
+
+    def setup(self, specs):
+        return {"x": Spec("real", (8,))}
+
+    def forward(self):
+        CALLS["src"] = CALLS.get("src", 0) + 1
+        i = self.ctx.batch.indices.float().unsqueeze(1)
+        return {"x": i + torch.arange(8.0)}
+
+
+class Double(Block):
+    """Deterministic, counted; memoised on the test split when ``memoize_eval``."""
+
+    type_name = "test_double"
+    inputs = {"x": Port(("real",))}
+    outputs = {"x": "2x"}
+
+    def setup(self, specs):
+        return {"x": specs["x"]}
+
+    def forward(self, x):
+        CALLS[self.name] = CALLS.get(self.name, 0) + 1
+        return {"x": 2 * x}
+
+
+class MemoDouble(Double):
+    memoize_eval = True
+
+
+def _graph(ctx):
+    blocks = {"src": {"type": "test_memo:Ramp"},
+              "pre": {"type": "test_memo:Double", "inputs": {"x": "src.x"}},
+              "mid": {"type": "test_memo:MemoDouble", "inputs": {"x": "pre.x"}},
+              "post": {"type": "test_memo:Double", "inputs": {"x": "mid.x"}}}
+    nodes = [NodeCfg(n, b["type"], {}, b.get("inputs", {}), f"blocks.{n}") for n, b in blocks.items()]
+    return Graph(nodes, ctx, "t: ")
+
+
+def test_evaluation_skips_blocks_behind_a_memo_hit():
+    CALLS.clear()
+    ctx = RunContext()
+    first, second = _graph(ctx), _graph(ctx)  # two sweep points of one run share the memo
+    b = BatchInfo("test", torch.arange(4))
+    with torch.no_grad():
+        v1 = first.run_batch(b, prune=True)
+        v2 = second.run_batch(b, prune=True)
+    assert CALLS == {"src": 1, "pre": 1, "mid": 1, "post": 2}  # second point: src and pre skipped
+    assert torch.equal(v1[("post", "x")], v2[("post", "x")])
+    assert torch.equal(v2[("post", "x")], 8 * (torch.arange(4.0).unsqueeze(1) + torch.arange(8.0)))
+    with torch.no_grad():  # a full pass (no prune) still runs everything
+        second.run_batch(b)
+    assert CALLS["src"] == 2 and CALLS["pre"] == 2
+
+
+def test_output_memo_is_lru_bounded_in_bytes():
+    m = OutputMemo(budget_mb=3 / 1024)  # 3 KiB
+    kib = lambda: {"x": torch.zeros(256)}  # noqa: E731 - 1 KiB of float32
+    for k in "abc":
+        m[k] = kib()
+    assert len(m) == 3 and m.bytes == 3072
+    assert m.get("a") is not None  # a is now the most recent
+    m["d"] = kib()  # evicts b, the least recently used
+    assert "b" not in m and all(k in m for k in "acd") and m.bytes == 3072
+    m["big"] = {"x": torch.zeros(2048)}  # larger than the budget: not kept, nothing evicted
+    assert "big" not in m and len(m) == 3

@@ -64,15 +64,16 @@ def _params_key(key: str, err: Exception) -> str:
 
 class OutputMemo:
     """A run-wide memo of block outputs (``Block.memoize_eval``: one on the test split, one on unshuffled
-    training passes), least recently used first out once it holds more than ``LINKSIM_MEMO_MB`` (default
-    1024) MiB of tensors: memory is bounded by this budget, not by the data set times the sweep. Dropping an
-    entry only costs recomputing it. (functools.lru_cache bounds entries, not bytes, hence this class.)"""
+    training passes), least recently used first out once it holds more than its budget of tensors
+    (``LINKSIM_MEMO_MB``, default 768 MiB, for the test split; ``LINKSIM_TRAIN_MEMO_MB``, default 256 MiB,
+    for training passes): memory is bounded by these budgets, not by the data set times the sweep. Dropping
+    an entry only costs recomputing it. (functools.lru_cache bounds entries, not bytes, hence this class.)"""
 
-    def __init__(self, budget_mb: float | None = None):
+    def __init__(self, budget_mb: float | None = None, env: str = "LINKSIM_MEMO_MB", default_mb: float = 768):
         import os
         from collections import OrderedDict
 
-        mb = budget_mb if budget_mb is not None else float(os.environ.get("LINKSIM_MEMO_MB", 1024))
+        mb = budget_mb if budget_mb is not None else float(os.environ.get(env, default_mb))
         self.budget = int(mb * 2**20)
         self.bytes = 0
         self._d: OrderedDict = OrderedDict()
@@ -504,7 +505,9 @@ class Graph:
         # memo): node i's encoder features at one image SNR are computed once for every node count
         memo = self.ctx.shared.get("train_memo")
         if memo is None:
-            memo = self.ctx.shared["train_memo"] = OutputMemo()
+            # its working set is one sweep group's training features; later groups never reuse older entries
+            # (their classifiers come from the weight cache), so it is kept small
+            memo = self.ctx.shared["train_memo"] = OutputMemo(env="LINKSIM_TRAIN_MEMO_MB", default_mb=256)
         self._data_key = _digest([data_key])
         for name in self.order:
             blk = self.blocks[name]

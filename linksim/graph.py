@@ -16,6 +16,7 @@ import torch
 
 from .block import Block, TrainData
 from .errors import PortError, UserError
+from .heap import release_free_heap
 from .registry import block_class
 from .results import digest as _digest
 
@@ -544,6 +545,7 @@ class Graph:
             finally:
                 self.ctx.training_key = None
             dt = time.perf_counter() - t0
+            release_free_heap()  # a fit's transients leave heap holes between the memo's entries
             if hasattr(self.ctx, "trained"):
                 self.ctx.trained(name, self.cfg[name].type, dt)
             if use_cache:

@@ -1,7 +1,6 @@
 """Runs a scenario: validate every system at every sweep point, then train, evaluate, persist, plot."""
 from __future__ import annotations
 
-import ctypes
 import math
 import sys
 import time
@@ -18,6 +17,7 @@ from .context import (
 from .derive import check_envelopes, check_normal_approx, derived_rows
 from .errors import UserError
 from .graph import Graph, _digest
+from .heap import release_free_heap
 from .interrupt import Interrupted, check_interrupt, graceful
 from .results import (
     BASE_COLUMNS,
@@ -301,29 +301,6 @@ def run_scenario(path: str, out_dir: str | Path, overrides=(), quick: bool = Fal
     run_loaded(cfg, raw, str(path), out_dir, overrides, quick, device, progress, cache_dir, plots, executor,
                address, overwrite)
     return Path(out_dir)
-
-
-def _libc():
-    """glibc, or None (other platforms, musl): the heap calls below are then skipped."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        lib = ctypes.CDLL("libc.so.6")
-        return lib if hasattr(lib, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-def release_free_heap() -> None:
-    """Return the heap's free pages to the OS (glibc ``malloc_trim``), called after every sweep point.
-
-    Without it the main job held 7.7 GB for a 2 GB working set: transient payload tensors of a few MB are
-    freed between the memo's long-lived entries and glibc keeps the holes. Fixing the mmap threshold instead
-    (every allocation >= 4 MiB its own mapping) bounded memory as well but cost ~30 CPU-s of page faults.
-    No library offers this, hence the ctypes call."""
-    lib = _libc()
-    if lib is not None:
-        lib.malloc_trim(0)
 
 
 def run_loaded(cfg: ScenarioCfg, raw: dict, where: str, out_dir: str | Path | None, overrides=(),

@@ -52,6 +52,7 @@ TINY = {  # per scenario: fewer sweep points where a full sweep costs too much
     "sscc_vs_jscc": ["sweep.snr_db=[0, 25]", "data.test_samples=20"],
     "multires_jscc": ["sweep.snr_db=[0, 10]"],
     "knowledge_base": ["systems.*.blocks.heldout.params.test_range=[0, 100]"],
+    "ofdm_link": ["systems.*.sweep.snr_db=[6, 12]"],  # 262 points took 2 of the suite's 5 minutes
 }
 TINY_SKIP = {  # common overrides a scenario cannot take
     "knowledge_base": ["data.train_samples"],  # its splits filter classes; a knowledge base needs 2^nbits vectors

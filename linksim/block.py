@@ -123,6 +123,20 @@ class Impairment:
     def train_signature(self):
         return self.p.model_dump(mode="json") if self.p.in_training else {"bypassed": True}
 
+    def batch_generator(self, *parts) -> torch.Generator | None:
+        """A generator seeded by (run seed, block name, ``parts``, split, batch, epoch): the block's draws are
+        then a deterministic function of the batch (memoisable downstream; copy i draws the same at every
+        number of copies). None outside a graph pass (no batch): the global generator."""
+        import torch
+
+        from .context import derive_seed
+
+        b = getattr(self.ctx, "batch", None)
+        if b is None:
+            return None
+        return torch.Generator().manual_seed(
+            derive_seed(self.ctx.seed, self.name, *parts, b.split, int(b.indices[0]), b.size, b.epoch))
+
 
 IN_TRAINING = pydantic.Field(False, description="also impair the training data of downstream trainable blocks")
 LABEL = pydantic.Field(None, description="report figures for rows with scheme=label (several schemes in one system)")

@@ -85,12 +85,7 @@ class _BitChannel(Impairment, Block):
         p = 0; drawn from a generator seeded by (run seed, block name, p, split, batch). Not differentiable."""
         if self.p.p <= 0:
             return None
-        from ..context import derive_seed
-
-        b = getattr(self.ctx, "batch", None)  # None: called outside a graph pass -> the global generator
-        g = None if b is None else torch.Generator().manual_seed(
-            derive_seed(self.ctx.seed, self.name, self.p.p, b.split, int(b.indices[0]), b.size, b.epoch))
-        return bernoulli_positions(x.numel(), self.p.p, g).to(x.device)
+        return bernoulli_positions(x.numel(), self.p.p, self.batch_generator(self.p.p)).to(x.device)
 
     def report(self):
         return labelled(self, {"channel_uses_per_sample": float(self.uses)})
@@ -130,12 +125,11 @@ class BECChannel(_BitChannel):
     def transmit(self, bits):
         x = bits.float()
         if self.p.differentiable and self.p.p > 0:
-            y = self.ch(x, self.p.p)  # -1 marks an erasure
-            erased = y < 0
+            erased = self.ch(x, self.p.p) < 0  # -1 marks an erasure
         else:
-            erased = self.strikes(x)
-        if erased is not None and erased.dtype != torch.bool:  # flat indices -> mask
-            erased = torch.zeros(x.numel(), dtype=torch.bool, device=x.device).index_fill_(0, erased, True).view(x.shape)
+            pos = self.strikes(x)
+            erased = None if pos is None else torch.zeros(x.numel(), dtype=torch.bool, device=x.device).index_fill_(
+                0, pos, True).view(x.shape)
         out = {"bits": x if erased is None else x.masked_fill(erased, 0.0)}
         if self.wants("llr"):
             llr = (2 * x - 1) * LLR_MAX

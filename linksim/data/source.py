@@ -135,11 +135,7 @@ class PixelNoise(Impairment, Block):
     def forward(self, image):
         if self.p.snr_db is None or self.bypassed():
             return {"image": image}
-        from ..context import derive_seed
-
-        b = self.ctx.batch
-        g = torch.Generator().manual_seed(derive_seed(self.ctx.seed, self.name, self.p.snr_db, b.split,
-                                                      int(b.indices[0]), b.size, b.epoch))
+        g = self.batch_generator(self.p.snr_db)
         power = image.pow(2).flatten(1).mean(1).clamp_min(1e-12)
         sigma = (power / 10 ** (self.p.snr_db / 10)).sqrt().view(-1, *([1] * (image.dim() - 1)))
         noise = torch.randn(image.shape, generator=g).to(image.device)

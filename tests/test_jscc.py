@@ -202,6 +202,38 @@ def test_fast_fading_training_channel_has_a_tap_per_symbol():
     assert spread(block) > 0.8 and spread(fast) < 0.2, (spread(block), spread(fast))
 
 
+@pytest.mark.parametrize("kind", ["rayleigh_sample", "rayleigh_symbol"])
+def test_training_channel_equalises_with_an_estimate_of_error_variance_csi_error_n0(kind):
+    from linksim.jscc.models import training_channel
+
+    b, n, snr_db, r = 400, 64, 3.0, 1.0
+    x = torch.complex(torch.randn(b, n), torch.randn(b, n)) / math.sqrt(2.0)
+    # the same draws by hand: Es/N0 per sample, noise, the taps, then the estimation error
+    g = torch.Generator().manual_seed(5)
+    snr = snr_db + 0.0 * torch.rand(b, generator=g)
+    std = torch.sqrt(10.0 ** (-snr / 10.0) / 2.0)[:, None]
+    noise = torch.complex(torch.randn(b, n, generator=g), torch.randn(b, n, generator=g)) * std
+    shape = (b, n) if kind == "rayleigh_symbol" else (b, 1)
+    h = torch.complex(torch.randn(*shape, generator=g), torch.randn(*shape, generator=g)) / math.sqrt(2.0)
+    e = torch.complex(torch.randn(*shape, generator=g), torch.randn(*shape, generator=g)) * std * math.sqrt(r)
+    want = (h * x + noise) / (h + e)
+    got = training_channel(x, kind, (snr_db, snr_db), torch.Generator().manual_seed(5), csi_error=r)
+    assert torch.allclose(got, want, atol=1e-5)
+    # csi_error 0 is perfect-CSI equalisation: x + n / h, with the same draws as before the option existed
+    perfect = training_channel(x, kind, (snr_db, snr_db), torch.Generator().manual_seed(5))
+    assert torch.allclose(perfect, x + noise / h, atol=1e-5)
+    assert not torch.allclose(perfect, got, atol=1e-3)
+
+
+def test_train_csi_error_needs_a_fading_training_channel():
+    from linksim.jscc.deep_jscc import JSCCEncoderBlock
+
+    with pytest.raises(Exception, match="train_csi_error needs train_channel: rayleigh"):
+        JSCCEncoderBlock.Params.model_validate({"symbols": 8, "train_csi_error": 1.0})
+    assert JSCCEncoderBlock.Params.model_validate(
+        {"symbols": 8, "train_channel": "rayleigh", "train_csi_error": 1.0}).train_csi_error == 1.0
+
+
 def test_smrc_nested_layers_start_from_the_previous_decision():
     from linksim.context import RunContext
     from linksim.jscc.smrc import SMRCEncoderBlock

@@ -37,6 +37,9 @@ class TrainParams(Params):
     train_coherence: Literal["sample", "symbol"] = pydantic.Field(
         "sample", description="rayleigh training taps: one per sample (block fading) or per symbol (fast fading), "
                               "as the rayleigh block's coherence")
+    train_csi_error: float = pydantic.Field(
+        0.0, ge=0, description="rayleigh training: the receiver equalises with h + e, e ~ CN(0, train_csi_error N0) "
+                               "(1: LS at unit-energy pilots, no averaging; 0: perfect CSI)")
     train_snr_db: float | list[float] = pydantic.Field(
         10.0, description="training Es/N0 in dB: a value, or [lo, hi] drawn uniformly per sample")
     epochs: pydantic.PositiveInt = pydantic.Field(10, description="epoch cap")
@@ -51,6 +54,12 @@ class TrainParams(Params):
         if isinstance(v, list) and (len(v) != 2 or v[0] > v[1]):
             raise ValueError(f"train_snr_db must be a value or [lo, hi] with lo <= hi, got {v}")
         return v
+
+    @pydantic.model_validator(mode="after")
+    def _csi_error_needs_fading(self):
+        if self.train_csi_error > 0 and self.train_channel != "rayleigh":
+            raise ValueError("train_csi_error needs train_channel: rayleigh (there is no channel estimate over awgn)")
+        return self
 
     def snr_range(self) -> tuple[float, float]:
         v = self.train_snr_db
@@ -128,7 +137,8 @@ class JSCCEncoderBase(Block):
                            d.get("label") if self.uses_labels else None, channel=self.train_channel_kind(),
                            snr_db=self.p.snr_range(), epochs=self.p.epochs, lr=self.p.lr,
                            batch_size=self.p.batch_size, seed=self.p.seed, max_seconds=self.p.max_seconds,
-                           device=ctx.device, progress=cb, where=block_where(ctx, self.name), name=self.name)
+                           device=ctx.device, progress=cb, where=block_where(ctx, self.name), name=self.name,
+                           csi_error=self.p.train_csi_error)
         finally:
             close()
         self.summary = record(ctx, self.name, s, final_mse=round(float(s["mse"][-1]), 6))

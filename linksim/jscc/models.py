@@ -92,7 +92,8 @@ class JSCCDecoder(nn.Module):
         return img, logits
 
 
-def training_channel(x: torch.Tensor, kind: str, snr_db: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
+def training_channel(x: torch.Tensor, kind: str, snr_db: tuple[float, float], generator: torch.Generator,
+                     csi_error: float = 0.0) -> torch.Tensor:
     """Differentiable channel used while training: ``x`` unit-energy complex ``[B, n]``.
 
     Es/N0 is drawn per sample, uniform in dB on ``snr_db = (lo, hi)`` (a single value when lo == hi).
@@ -100,6 +101,8 @@ def training_channel(x: torch.Tensor, kind: str, snr_db: tuple[float, float], ge
     ``rayleigh`` block's default ``coherence: sample``; ``rayleigh_symbol``: one per symbol, ``coherence:
     symbol``) and perfect-CSI equalisation y = (h x + n) / h, as in
     :mod:`linksim.channels.fading`. N0 = 10^(-snr_db/10) (README's SNR convention).
+    ``csi_error`` > 0 (Rayleigh only): the receiver equalises with an estimate h + e, e ~ CN(0, csi_error N0)
+    per tap, y = (h x + n) / (h + e): LS estimation at unit-energy pilots without averaging has csi_error 1.
     """
     b, n = x.shape
     lo, hi = snr_db
@@ -109,12 +112,15 @@ def training_channel(x: torch.Tensor, kind: str, snr_db: tuple[float, float], ge
     noise = noise * std
     if kind == "awgn":
         return x + noise
-    if kind in ("rayleigh", "rayleigh_sample"):
-        h = torch.complex(torch.randn(b, generator=generator), torch.randn(b, generator=generator)) / math.sqrt(2.0)
-        return x + noise / h.to(x.device)[:, None]
-    if kind == "rayleigh_symbol":  # fast fading: an independent tap per symbol
-        h = torch.complex(torch.randn(b, n, generator=generator), torch.randn(b, n, generator=generator)) / math.sqrt(2.0)
-        return x + noise / h.to(x.device)
+    if kind in ("rayleigh", "rayleigh_sample", "rayleigh_symbol"):
+        shape = (b, 1) if kind != "rayleigh_symbol" else (b, n)  # one tap per sample, or per symbol (fast fading)
+        h = torch.complex(torch.randn(*shape, generator=generator), torch.randn(*shape, generator=generator))
+        h = (h / math.sqrt(2.0)).to(x.device)
+        if csi_error <= 0:
+            return x + noise / h
+        e = torch.complex(torch.randn(*shape, generator=generator), torch.randn(*shape, generator=generator))
+        e = e.to(x.device) * std * math.sqrt(csi_error)  # std = sqrt(N0 / 2) per real dimension
+        return (h * x + noise) / (h + e)
     raise ValueError(f"unknown training channel {kind!r}; use 'awgn', 'rayleigh' or 'rayleigh_symbol'")
 
 

@@ -24,13 +24,13 @@ def train_jscc(encoder: nn.Module | None, decoders: nn.Module, losses: list[Laye
                channel: str | None, snr_db: tuple[float, float], epochs: int, lr: float, batch_size: int,
                seed: int, max_seconds: float | None = None, device: str | torch.device = "cpu",
                progress: Callable[[dict], None] | None = None, where: str | None = None,
-               name: str = "jscc") -> dict:
+               name: str = "jscc", csi_error: float = 0.0) -> dict:
     """Train ``encoder`` (if given) and ``decoders`` jointly with Adam; returns a summary.
 
     ``decoders`` maps received symbols to ``[(image, logits)]``, one entry per layer (a
     :class:`~linksim.jscc.models.DecoderStack`); layer l is scored by ``losses[l]`` (None: not scored).
     With an encoder, ``inputs`` are images, symbols = encoder(images) pass the training channel (``channel``,
-    ``snr_db``) and decoder l sees the received symbols (it keeps its own prefix). Without one (fine-tuning),
+    ``snr_db``, ``csi_error``) and decoder l sees the received symbols (it keeps its own prefix). Without one (fine-tuning),
     ``inputs`` are received symbols fed to the decoders as they are. One epoch = one pass over the shuffled
     data in full batches (a last partial batch is dropped when N > batch_size), in the one training loop
     (:func:`linksim.training.fit`): training stops after ``epochs`` or (safety net, with a warning) once
@@ -46,7 +46,7 @@ def train_jscc(encoder: nn.Module | None, decoders: nn.Module, losses: list[Laye
         xb = inputs[idx].to(device)
         tb = targets[idx].to(device).float()
         yb = labels[idx].to(device) if labels is not None else None
-        sym = training_channel(encoder(xb), channel, snr_db, gen) if encoder is not None else xb
+        sym = training_channel(encoder(xb), channel, snr_db, gen, csi_error) if encoder is not None else xb
         loss = torch.zeros((), device=device)
         mse_sum = ce_sum = 0.0
         for (img, logits), lf in zip(decoders(sym), losses):

@@ -109,12 +109,32 @@ def _git_commit() -> str | None:
 def versions() -> dict:
     out = {"python": platform.python_version()}
     for pkg in ["linksim", "torch", "torchvision", "sionna-no-rt", "numpy", "scipy", "scikit-learn",
-                "faiss-cpu", "open_clip_torch", "pillow-heif", "torchmetrics", "ldpc"]:
+                "faiss-cpu", "open_clip_torch", "pillow-heif", "torchmetrics", "ldpc", "numba", "llvmlite"]:
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def cpu_info() -> dict:
+    """The processor a run computed on: float results of training (and of vectorised kernels) can differ
+    between processors at the same code, seed and versions, so run.json says which one it was."""
+    info = {"count": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["model"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        info["model"] = platform.processor() or None
+    try:
+        import torch
+
+        info["torch_capability"] = torch.backends.cpu.get_cpu_capability()
+    except Exception:
+        pass
+    return info
 
 
 def run_info(scenario_path: str, resolved: dict, seed: int, wall_s: float, extra: dict) -> dict:
@@ -125,6 +145,7 @@ def run_info(scenario_path: str, resolved: dict, seed: int, wall_s: float, extra
         "git_commit": _git_commit(),
         "versions": versions(),
         "platform": platform.platform(),
+        "cpu": cpu_info(),
         "wall_time_s": round(wall_s, 3),
         **extra,
         "resolved_scenario": resolved,

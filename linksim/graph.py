@@ -66,11 +66,11 @@ def _params_key(key: str, err: Exception) -> str:
 class OutputMemo:
     """A run-wide memo of block outputs (``Block.memoize_eval``: one on the test split, one on unshuffled
     training passes), least recently used first out once it holds more than its budget of tensors
-    (``LINKSIM_MEMO_MB``, default 768 MiB, for the test split; ``LINKSIM_TRAIN_MEMO_MB``, default 256 MiB,
+    (``LINKSIM_MEMO_MB``, default 512 MiB, for the test split; ``LINKSIM_TRAIN_MEMO_MB``, default 256 MiB,
     for training passes): memory is bounded by these budgets, not by the data set times the sweep. Dropping
     an entry only costs recomputing it. (functools.lru_cache bounds entries, not bytes, hence this class.)"""
 
-    def __init__(self, budget_mb: float | None = None, env: str = "LINKSIM_MEMO_MB", default_mb: float = 768):
+    def __init__(self, budget_mb: float | None = None, env: str = "LINKSIM_MEMO_MB", default_mb: float = 512):
         import os
         from collections import OrderedDict
 

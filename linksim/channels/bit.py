@@ -28,6 +28,8 @@ def bernoulli_positions(n: int, p: float, generator: torch.Generator | None = No
     """
     if p >= _SPARSE_BELOW:
         return (torch.rand(n, generator=generator) < p).nonzero().squeeze(1)
+    if p <= 0.0 or n <= 0:  # no success (geometric_ needs p in (0, 1)); nothing drawn, as the blocks do at p = 0
+        return torch.zeros(0, dtype=torch.long)
     parts, end = [], -1.0  # end: position of the last success drawn so far
     while end < n - 1:
         m = int((n - 1 - end) * p + 6 * math.sqrt(n * p * (1 - p)) + 16)

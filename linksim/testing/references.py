@@ -5,7 +5,8 @@ the ``TINY`` overrides below: few training/test samples, one epoch, no wall-time
 deterministic) and its result rows are stored in ``tests/references/<scenario>.csv``. The test
 (``tests/test_references.py``) reruns the tiny configuration and compares each row with the stored one:
 rows with a 95 % interval within about 4 sigma of the difference of two runs (2.9 interval half-widths),
-rows without one (counts, figures such as ``bits_per_sample``) exactly (relative 1e-9).
+rows without one exactly when they are whole numbers (counts, ``bits_per_sample``), otherwise to 1e-4 relative
+(float rounding in training differs between processors).
 
 The stored values always come from a run of the committed code, never typed in:
 
@@ -148,7 +149,11 @@ def compare(name: str, rows: list[dict]) -> list[str]:
             continue
         hw = ref[k]["half_width"]
         # 95 % half-width ~ 1.96 sd; the difference of two runs has sd*sqrt(2): 4 sigma = 2.9 half-widths
-        tol = 2.9 * float(hw) + 1e-12 if hw else 1e-9 * max(1.0, abs(v0))
+        # without an interval: counts and payload sizes (whole numbers) exactly; other figures (a cosine, a mean
+        # loss) to 1e-4 relative, since float rounding in training differs between processors at the same
+        # code and seed (measured: 1e-5 relative on dnrl's consistency_cosine between two hosts)
+        tol = 2.9 * float(hw) + 1e-12 if hw else (1e-9 * max(1.0, abs(v0)) if float(v0).is_integer()
+                                                   else 1e-4 * abs(v0) + 1e-9)
         if abs(v - v0) > tol:
             problems.append(f"{name}: {k}: {v!r} vs reference {v0!r} (tolerance {tol:.3g})")
     return problems

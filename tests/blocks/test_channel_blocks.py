@@ -144,3 +144,178 @@ def test_pixel_noise_image_snr(snr_db):
     assert torch.equal(fwd(make("pixel_noise", {"snr_db": None}, {"image": spec("image", 1, 16, 16)}),
                            image=img)["image"], img)
     assert torch.equal(fwd(blk, split="train", image=img)["image"], img)
+
+
+# ------------------------------------------------------------ issue 17: base symbol channel, exact figures
+from linksim.channels.base import noise_variance  # noqa: E402
+from linksim.errors import PortError  # noqa: E402
+
+
+def test_noise_variance_of_es_n0():
+    assert noise_variance(0.0) == 1.0 and noise_variance(10.0) == pytest.approx(0.1, rel=1e-15)
+    assert noise_variance(-3.0) == pytest.approx(10 ** 0.3, rel=1e-15) and noise_variance(20) == pytest.approx(0.01)
+
+
+@pytest.mark.block("awgn")
+def test_awgn_specs_report_and_wrong_kind():
+    with pytest.raises(PortError) as e:
+        make("awgn", {"snr_db": 0.0}, {"x": spec("real", 4)})
+    assert str(e.value) == "x expects complex, got real[4]"
+    x_spec = spec("complex", 2, 3, real_dims=12)
+    blk = make("awgn", {"snr_db": 3.0}, {"x": x_spec})
+    assert blk.uses == 6 and blk.out_specs["y"] is x_spec
+    nv = blk.out_specs["nvar"]
+    assert (nv.kind, nv.shape) == ("real", (2, 3))
+    assert blk.report() == {"channel_uses_per_sample": 6.0}
+    lab = make("awgn", {"snr_db": 3.0, "label": "up"}, {"x": spec("complex", 5)})
+    assert lab.report() == {"channel_uses_per_sample|up": 5.0}
+
+
+@pytest.mark.block("awgn")
+def test_awgn_outputs_shapes_dtypes_and_the_bypass_variance():
+    blk = make("awgn", {"snr_db": 10.0}, {"x": spec("complex", 2, 2)})
+    x = torch.ones(3, 2, 2, dtype=torch.complex128)
+    reseed(1)
+    out = fwd(blk, x=x)
+    assert out["y"].dtype == torch.complex64 and out["y"].shape == (3, 2, 2)
+    assert out["nvar"].shape == (3, 2, 2) and out["nvar"].dtype == torch.float32
+    assert torch.equal(out["nvar"], torch.full((3, 2, 2), 0.1))
+    tr = fwd(blk, split="train", x=x)
+    assert torch.equal(tr["y"], x) and torch.equal(tr["nvar"], torch.full((3, 2, 2), 1e-6))
+
+
+@pytest.mark.block("bsc", "bec")
+def test_bit_channels_specs_bypass_and_extreme_probabilities():
+    from linksim.channels.bit import LLR_MAX
+
+    assert LLR_MAX == 20.0
+    for t in ("bsc", "bec"):
+        with pytest.raises(PortError) as e:
+            make(t, {"p": 0.1}, {"bits": spec("llr", 4)})
+        assert str(e.value) == "bits expects bits, got llr[4]"
+        s = spec("bits", 2, 3, note="kept")
+        blk = make(t, {"p": 0.1, "label": "l"}, {"bits": s})
+        assert blk.out_specs["bits"] is s and blk.uses == 6
+        llr = blk.out_specs["llr"]
+        assert (llr.kind, llr.shape, llr.meta) == ("llr", (2, 3), {"note": "kept"})
+        assert blk.report() == {"channel_uses_per_sample|l": 6.0}
+        assert blk.train_signature() == {"bypassed": True}
+        tr = make(t, {"p": 0.1, "in_training": True}, {"bits": s})
+        assert tr.train_signature() == {"p": 0.1, "differentiable": False, "in_training": True, "label": None,
+                                        "name": "b"}
+        assert not blk.random_in_eval() and not tr.random_in_training()
+        x = torch.tensor([[[1, 0, 1], [0, 0, 1]]])
+        out = fwd(blk, split="train", bits=x)
+        assert out["bits"].dtype == torch.float32 and torch.equal(out["bits"], x.float())
+        assert torch.equal(out["llr"], (2 * x.float() - 1) * 20.0)
+        zero = make(t, {"p": 0.0}, {"bits": s})
+        out = fwd(zero, bits=x)
+        assert torch.equal(out["bits"], x.float()) and zero.strikes(x.float()) is None
+    # BSC at p = 0: LLR magnitude capped at 20; at p = 0.5: no information
+    assert torch.equal(fwd(make("bsc", {"p": 0.0}, {"bits": spec("bits", 3)}), bits=torch.tensor([[1.0, 0.0, 1.0]]))["llr"],
+                       torch.tensor([[20.0, -20.0, 20.0]]))
+    half = fwd(make("bsc", {"p": 0.5}, {"bits": spec("bits", 3)}), bits=torch.tensor([[1.0, 0.0, 1.0]]))["llr"]
+    assert torch.equal(half.abs(), torch.zeros(1, 3))
+    # p = 1: every bit flipped (BSC) or erased (BEC)
+    x = torch.tensor([[1.0, 0.0, 1.0, 1.0]])
+    out = fwd(make("bsc", {"p": 1.0}, {"bits": spec("bits", 4)}), bits=x)
+    assert torch.equal(out["bits"], 1 - x) and torch.equal(out["llr"], (2 * (1 - x) - 1) * 20.0)
+    out = fwd(make("bec", {"p": 1.0}, {"bits": spec("bits", 4)}), bits=x)
+    assert torch.equal(out["bits"], torch.zeros(1, 4)) and torch.equal(out["llr"], torch.zeros(1, 4))
+    out = fwd(make("bec", {"p": 0.0}, {"bits": spec("bits", 4)}), bits=x)
+    assert torch.equal(out["llr"], (2 * x - 1) * 20.0)
+
+
+def test_bernoulli_positions_edges_and_the_sparse_sampler():
+    from linksim.channels.bit import bernoulli_positions
+
+    assert bernoulli_positions(10, 1.0).tolist() == list(range(10))
+    for n, p in ((10, 0.0), (0, 0.1), (0, 0.5)):  # no success possible: empty, and nothing drawn
+        g = torch.Generator().manual_seed(4)
+        state = g.get_state()
+        out = bernoulli_positions(n, p, g)
+        assert out.dtype == torch.int64 and out.numel() == 0
+        if p < 0.2:
+            assert torch.equal(g.get_state(), state)
+    g = torch.Generator().manual_seed(3)
+    dense = bernoulli_positions(12, 0.5, g)
+    ref = (torch.rand(12, generator=torch.Generator().manual_seed(3)) < 0.5).nonzero().squeeze(1)
+    assert torch.equal(dense, ref) and dense.dtype == torch.int64
+    # sparse path: cumulative Geometric(p) gaps, minus 1 (the first success at gap - 1)
+    p, n = 0.1, 50
+    pos = bernoulli_positions(n, p, torch.Generator().manual_seed(9))
+    m = int((n - 1 + 1) * p + 6 * math.sqrt(n * p * (1 - p)) + 16)
+    gaps = torch.empty(m, dtype=torch.float64).geometric_(p, generator=torch.Generator().manual_seed(9))
+    want = gaps.cumsum(0) - 1
+    assert pos.dtype == torch.int64 and pos.tolist() == want[want < n].long().tolist()
+    assert pos.tolist() == sorted(set(pos.tolist())) and all(0 <= v < n for v in pos.tolist())
+    # a long sequence needs several rounds of gaps; each position once, the rate close to p
+    big = bernoulli_positions(200000, 0.01, torch.Generator().manual_seed(1))
+    assert len(set(big.tolist())) == len(big) and big.max() < 200000
+    assert abs(len(big) / 200000 - 0.01) < 4 * math.sqrt(0.01 * 0.99 / 200000)
+
+
+@pytest.mark.block("bsc", "bec")
+def test_bit_channel_strikes_are_seeded_by_block_p_and_batch():
+    from linksim.channels.bit import bernoulli_positions
+    from linksim.context import derive_seed
+
+    # at p = 0.2 exactly the dense sampler (n uniforms) is used
+    g = torch.Generator().manual_seed(5)
+    ref = (torch.rand(30, generator=torch.Generator().manual_seed(5)) < 0.2).nonzero().squeeze(1)
+    assert torch.equal(bernoulli_positions(30, 0.2, g), ref)
+    for t, p in (("bsc", 0.1), ("bec", 0.3)):
+        blk = make(t, {"p": p}, {"bits": spec("bits", 40)}, name="link7")
+        x = torch.zeros(3, 40)
+        fwd(blk, bits=x)  # sets the batch
+        b = blk.ctx.batch
+        seed = derive_seed(blk.ctx.seed, "link7", p, b.split, int(b.indices[0]), b.size, b.epoch)
+        want = bernoulli_positions(120, p, torch.Generator().manual_seed(seed))
+        torch.manual_seed(123)  # the global generator plays no part
+        assert torch.equal(blk.strikes(x), want)
+        out = fwd(blk, bits=x)
+        struck = out["bits"].reshape(-1) != 0 if t == "bsc" else out["llr"].reshape(-1) == 0
+        assert struck.nonzero().squeeze(1).tolist() == want.tolist()
+
+
+@pytest.mark.block("bsc", "bec")
+def test_bit_channels_leave_out_llrs_nobody_reads():
+    for t in ("bsc", "bec"):
+        blk = make(t, {"p": 0.1}, {"bits": spec("bits", 8)})
+        blk.wanted = {"bits", "llr"}
+        assert set(fwd(blk, bits=torch.zeros(2, 8))) == {"bits", "llr"}
+        blk.wanted = {"bits"}
+        assert set(fwd(blk, bits=torch.zeros(2, 8))) == {"bits"}
+        diff = make(t, {"p": 0.1, "differentiable": True, "in_training": True}, {"bits": spec("bits", 8)})
+        assert diff.random_in_training() and diff.random_in_eval() and diff.ch is not None
+
+
+@pytest.mark.block("rayleigh", "rician")
+def test_fading_taps_layout_with_known_coefficients():
+    blk = make("rayleigh", {"snr_db": 0.0, "coherence": "block", "block_symbols": 2}, {"x": spec("complex", 5)},
+               name="fade")
+    assert blk.name == "fade" and make("awgn", {"snr_db": 0.0}, {"x": spec("complex", 2)}, name="a1").name == "a1"
+    blk._rayleigh = lambda n: torch.arange(n, dtype=torch.float32).to(torch.complex64)
+    assert blk.taps(2, 5).real.tolist() == [[0, 0, 1, 1, 2], [3, 3, 4, 4, 5]]
+    blk.p = blk.p.model_copy(update={"coherence": "symbol"})
+    assert blk.taps(2, 3).real.tolist() == [[0, 1, 2], [3, 4, 5]]
+    blk.p = blk.p.model_copy(update={"coherence": "sample"})
+    assert blk.taps(2, 3).real.tolist() == [[0, 0, 0], [1, 1, 1]]
+
+
+@pytest.mark.block("rician")
+def test_rician_taps_by_hand():
+    blk = make("rician", {"snr_db": 0.0, "k_factor_db": 10.0}, {"x": spec("complex", 4)})
+    n = 3
+    blk.fading = lambda m, t: (torch.full((m,), 1j, dtype=torch.complex64), None)  # diffuse taps = j
+    h = blk._rayleigh(n)
+    los, diffuse = math.sqrt(10 / 11), math.sqrt(1 / 11)
+    assert h.dtype == torch.complex64
+    assert torch.allclose(h, torch.full((n,), complex(los, diffuse), dtype=torch.complex64))
+    blk.p = blk.p.model_copy(update={"random_los_phase": True})
+    torch.manual_seed(7)
+    phase = 2 * math.pi * torch.rand(n)
+    torch.manual_seed(7)
+    h = blk._rayleigh(n)
+    want = los * torch.exp(1j * phase).to(torch.complex64) + diffuse * 1j
+    assert torch.allclose(h, want.to(torch.complex64), atol=1e-6)

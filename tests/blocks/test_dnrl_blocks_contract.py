@@ -213,3 +213,133 @@ def test_dissection_removal_and_consistency():
         assert ca[(c, c)] < 0.5 and min(ca[(c, o)] for o in range(C) if o != c) > 0.6
     assert r["consistency_cosine"].value == pytest.approx(1.0, abs=1e-6)
     assert r["accuracy_effective_only"][0].value == pytest.approx(acc[("a", 0)])
+
+
+# ------------------------------------------------- issue 17: wrong wiring and parameters of the quantizer blocks
+from linksim.errors import PortError  # noqa: E402
+
+
+@pytest.mark.block("feature_quantizer")
+def test_feature_quantizer_rejects_wrong_feature_ports():
+    with pytest.raises(PortError) as e:
+        make("feature_quantizer", {"scheme": "float", "n": 32}, {"features": spec("real", 2, 3)})
+    assert str(e.value) == "expects a feature vector, got real[2, 3]"
+    with pytest.raises(PortError) as e:
+        make("feature_quantizer", {"scheme": "maxamp", "K": 5, "n": 1}, {"features": spec("real", 4)})
+    assert str(e.value) == "K (5) > N (4 features)"
+    with pytest.raises(PortError) as e:
+        make("feature_quantizer", {"scheme": "maxproamp", "K": 2, "n": 1, "maxpro_size": 7},
+             {"features": spec("real", 6)})
+    assert str(e.value) == "maxpro_size (7) > N (6 features)"
+    q = make("feature_quantizer", {"scheme": "maxproamp", "K": 6, "n": 2, "maxpro_size": 6},
+             {"features": spec("real", 6)})  # K = maxpro_size = N is allowed
+    out = q.out_specs["bits"]
+    assert (out.kind, out.shape) == ("bits", (12,)) and out.meta == {"codec": q.codec, "features": 6}
+    assert (q.codec.scheme, q.codec.nf, q.codec.K, q.codec.n, q.codec.maxpro_size) == ("maxproamp", 6, 6, 2, 6)
+    assert q.nf == 6 and q.report() == {"bits_per_sample": 12.0}
+    lab = make("feature_quantizer", {"scheme": "scalar", "n": 3, "label": "tx"}, {"features": spec("real", 5)})
+    assert lab.report() == {"bits_per_sample|tx": 15.0}
+
+
+@pytest.mark.block("feature_quantizer")
+@pytest.mark.parametrize("params, msg", [
+    ({"scheme": "maxamp", "K": 2, "n": 0}, "n must be in 1..16 or 32, got 0"),
+    ({"scheme": "scalar", "n": 17}, "n must be in 1..16 or 32, got 17"),
+    ({"scheme": "scalar", "n": 32}, "scalar quantization needs n <= 16 (use scheme: float for 32-bit floats)"),
+    ({"scheme": "maxpro", "n": 1}, "K must be >= 1 for maxpro, got None"),
+    ({"scheme": "maxamp", "K": 0, "n": 1}, "K must be >= 1 for maxamp, got 0"),
+    ({"scheme": "maxproamp", "K": 2, "n": 1}, "maxproamp needs maxpro_size (the MaxPro set size)"),
+    ({"scheme": "scalar", "K": 0, "n": 2}, "K must be >= 1, got 0"),
+    ({"scheme": "maxproamp", "K": 5, "n": 1, "maxpro_size": 4}, "K (5) > maxpro_size (4)"),
+])
+def test_feature_quantizer_parameter_errors(params, msg):
+    import pydantic
+
+    from linksim.registry import block_class
+
+    with pytest.raises(pydantic.ValidationError) as e:
+        block_class("feature_quantizer").Params(**params)
+    assert e.value.errors()[0]["msg"] == f"Value error, {msg}"
+
+
+@pytest.mark.block("feature_quantizer")
+def test_feature_quantizer_params_at_the_limits_are_accepted():
+    from linksim.registry import block_class
+
+    P = block_class("feature_quantizer").Params
+    for params in ({"scheme": "maxamp", "K": 1, "n": 16}, {"scheme": "maxamp", "K": 1, "n": 32},
+                   {"scheme": "scalar", "n": 16}, {"scheme": "float", "n": 32}, {"scheme": "float", "n": 0},
+                   {"scheme": "maxproamp", "K": 3, "n": 1, "maxpro_size": 3}, {"scheme": "scalar", "n": 1, "K": 1}):
+        P(**params)
+
+
+@pytest.mark.block("feature_quantizer")
+def test_feature_quantizer_train_signature_fit_subset_and_state():
+    p = {"scheme": "maxpro", "K": 2, "n": 32}
+    q = make("feature_quantizer", p, {"features": spec("real", 4)})
+    sig = q.train_signature()
+    assert "train_samples" not in sig and sig["scheme"] == "maxpro" and sig["K"] == 2
+    q5 = make("feature_quantizer", {**p, "train_samples": 5}, {"features": spec("real", 4)})
+    assert q5.train_signature()["train_samples"] == 5
+    x = torch.zeros(20, 4)
+    x[:5, 3] = x[:5, 1] = 1.0  # the first 5 samples: features 1 and 3 active
+    x[5:, 0] = x[5:, 2] = 1.0  # the other 15: features 0 and 2
+    fit(q5, batch_size=5, features=x)
+    assert q5.codec.S.tolist() == [1, 3]
+    fit(q, batch_size=5, features=x)
+    assert q.codec.S.tolist() == [0, 2]
+    q2 = make("feature_quantizer", p, {"features": spec("real", 4)})
+    q2.load_state(q5.state())
+    assert q2.codec.S.tolist() == [1, 3]
+    xt = torch.tensor([[0.0, 2.5, 0.0, -1.0]])
+    assert torch.equal(fwd(q2, features=xt)["bits"], fwd(q5, features=xt)["bits"])
+    fl = make("feature_quantizer", {"scheme": "float", "n": 32}, {"features": spec("real", 4)})
+
+    class NoData:
+        def materialize(self, n=None):
+            raise AssertionError("a float quantizer makes no pass over the training data")
+
+    fl.fit(NoData(), fl.ctx)
+
+
+@pytest.mark.block("feature_dequantizer")
+def test_feature_dequantizer_needs_a_quantizer_upstream():
+    with pytest.raises(PortError) as e:
+        make("feature_dequantizer", {}, {"bits": spec("bits", 5)})
+    assert str(e.value) == "'bits' must come (through any link) from a feature_quantizer, got bits[5]"
+    with pytest.raises(PortError):
+        make("feature_dequantizer", {}, {"bits": spec("bits", 5, codec="not a codec", features=3)})
+    q = make("feature_quantizer", {"scheme": "float", "n": 32}, {"features": spec("real", 3)})
+    dq = make("feature_dequantizer", {}, {"bits": q.out_specs["bits"]})
+    assert dq.codec is q.codec
+    f, v = dq.out_specs["features"], dq.out_specs["valid"]
+    assert (f.kind, f.shape, v.kind, v.shape) == ("real", (3,), "real", ())
+    out = fwd(dq, bits=fwd(q, features=torch.tensor([[1.0, -2.0, 0.5]]))["bits"])
+    assert out["features"].tolist() == [[1.0, -2.0, 0.5]] and out["valid"].dtype == torch.float32
+
+
+@pytest.mark.block("label_bits", "bits_label")
+def test_label_bits_widths_and_wiring_errors():
+    from linksim.errors import PortError
+
+    with pytest.raises(PortError) as e:
+        make("label_bits", {}, {"pred": spec("label")})
+    assert str(e.value) == "decision carries no num_classes"
+    with pytest.raises(PortError):
+        make("label_bits", {}, {"pred": spec("label", num_classes=0)})
+    widths = {c: make("label_bits", {}, {"pred": spec("label", num_classes=c)}).nb for c in (1, 2, 3, 4, 5, 16, 17)}
+    assert widths == {1: 1, 2: 1, 3: 2, 4: 2, 5: 3, 16: 4, 17: 5}
+    tx = make("label_bits", {"label": "d"}, {"pred": spec("label", num_classes=5, class_names=list("abcde"))})
+    out = tx.out_specs["bits"]
+    assert (out.kind, out.shape) == ("bits", (3,)) and out.meta["label_meta"]["class_names"] == list("abcde")
+    assert tx.report() == {"bits_per_sample|d": 3.0}
+    assert make("label_bits", {}, {"pred": LABEL}).report() == {"bits_per_sample": 4.0}
+    with pytest.raises(PortError) as e:
+        make("bits_label", {}, {"bits": spec("bits", 3)})
+    assert str(e.value) == "'bits' must come (through any link) from a label_bits block"
+    rx = make("bits_label", {}, {"bits": out})
+    p = rx.out_specs["pred"]
+    assert (p.kind, p.shape, p.meta["num_classes"], rx.C, rx.nb) == ("label", (), 5, 5, 3)
+    bits = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 1.0], [0.5, 0.5, 0.51], [0.0, 0.0, 0.0]])
+    assert fwd(rx, bits=bits)["pred"].tolist() == [4, -1, 1, 0]  # 5 >= C -> -1; 0.5 is a zero
+    assert fwd(tx, pred=torch.tensor([4, 0, 3]))["bits"].tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 1]]

@@ -96,3 +96,150 @@ def test_psnr_clamps_the_reconstruction_to_the_pixel_range():
     xh = torch.stack([torch.full((1, 2, 2), 1.5), torch.full((1, 2, 2), -0.5)])  # clamped: errors of 0.5
     blk = make("psnr", {}, {"image": spec("image", 1, 2, 2), "image_hat": spec("image", 1, 2, 2)})
     assert sink(blk, {"image": x, "image_hat": xh})["psnr_db"].value == pytest.approx(10 * math.log10(4), abs=1e-4)
+
+
+# ------------------------------------------------------------ issue 17: wiring errors and exact counters
+from linksim.errors import PortError  # noqa: E402
+
+
+@pytest.mark.block("ber", "bler")
+def test_bit_error_rates_reject_differently_shaped_ports():
+    for t in ("ber", "bler"):
+        with pytest.raises(PortError) as e:
+            make(t, {}, {"bits": spec("bits", 10), "bits_hat": spec("bits", 2, 5)})
+        assert str(e.value) == "bits bits[10] and bits_hat bits[2, 5] differ in shape"
+    with pytest.raises(PortError) as e:
+        make("bler", {"block_bits": 4}, {"bits": spec("bits", 10), "bits_hat": spec("bits", 10)})
+    assert str(e.value) == "10 bits per sample is not a multiple of block_bits=4"
+    assert make("bler", {"block_bits": 5}, {"bits": spec("bits", 2, 5), "bits_hat": spec("bits", 2, 5)}).bb == 5
+    assert make("bler", {}, {"bits": spec("bits", 2, 5), "bits_hat": spec("bits", 2, 5)}).bb == 10
+    assert make("ber", {}, {"bits": spec("bits", 2, 5), "bits_hat": spec("bits", 2, 5)}).out_specs == {}
+
+
+@pytest.mark.block("bler")
+def test_bler_frames_and_squares_per_sample_and_reset():
+    blk = make("bler", {"block_bits": 2}, {"bits": spec("bits", 2, 3), "bits_hat": spec("bits", 2, 3)})
+    b = torch.zeros(3, 2, 3)
+    bh = b.clone()
+    bh[0, 0, 0] = bh[0, 1, 2] = 1  # sample 0: blocks 0 and 2 (of 3 two-bit blocks) wrong
+    bh[2, 0, 1] = bh[2, 0, 2] = 1  # sample 2: blocks 0 and 1 wrong
+    bh[1, 1, 1] = 1                 # sample 1: block 2 wrong
+    r = sink(blk, {"bits": b, "bits_hat": bh}, {"bits": b[:1], "bits_hat": bh[:1]})["bler"]
+    st = r.stat
+    # per-sample block errors 2, 1, 2 then 2: 7 of 12 blocks, 4 frames, 4 + 1 + 4 + 4 = 13
+    assert (st.errors, st.trials, st.frames, st.frame_sq) == (7, 12, 4, 13)
+    assert r.value == pytest.approx(7 / 12) and r.n == 12 and blk.error_counts() == {"bler": 7}
+    blk.reset()
+    assert (blk.err, blk.tot, blk.frames, blk.sq) == (0, 0, 0, 0)
+    st = sink(blk, {"bits": b[1:2], "bits_hat": bh[1:2]})["bler"].stat
+    assert (st.errors, st.trials, st.frames, st.frame_sq) == (1, 3, 1, 1)
+
+
+@pytest.mark.block("ber")
+def test_ber_of_multi_dimensional_samples_counts_every_bit():
+    blk = make("ber", {}, {"bits": spec("bits", 2, 2), "bits_hat": spec("bits", 2, 2)})
+    b = torch.tensor([[[1.0, 0.0], [1.0, 1.0]], [[0.0, 0.0], [0.0, 1.0]]])
+    bh = torch.tensor([[[0.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]]])
+    st = sink(blk, {"bits": b, "bits_hat": bh})["ber"].stat
+    assert (st.errors, st.trials, st.frames, st.frame_sq) == (5, 8, 2, 4 + 9)
+    assert blk.error_counts() == {"ber": 5}
+
+
+@pytest.mark.block("accuracy")
+def test_accuracy_wiring_errors_and_class_count():
+    with pytest.raises(PortError) as e:
+        make("accuracy", {}, {"label": spec("label", num_classes=3), "pred": spec("real", 2, 3)})
+    assert str(e.value) == "class scores must be a vector, got real[2, 3]"
+    with pytest.raises(PortError) as e:
+        make("accuracy", {}, {"label": spec("label"), "pred": spec("label")})
+    assert str(e.value) == "number of classes unknown"
+    assert make("accuracy", {}, {"label": spec("label"), "pred": spec("real", 4)}).C == 4  # from the scores
+    assert make("accuracy", {}, {"label": spec("label", num_classes=5), "pred": spec("real", 4)}).C == 5
+    assert make("accuracy", {}, {"label": spec("label", num_classes=5), "pred": spec("label")}).out_specs == {}
+
+
+@pytest.mark.block("accuracy")
+def test_accuracy_counts_out_of_range_predictions_and_names_the_scheme():
+    blk = make("accuracy", {"name": "fused"}, {"label": spec("label", num_classes=3), "pred": spec("label")})
+    y = torch.tensor([0, 2, 2, 1, 0])
+    yh = torch.tensor([0, -1, 5, 1, 0])  # -1 (no vote) -> class 0, 5 -> class 2
+    r = sink(blk, {"label": y.reshape(5, 1), "pred": yh})
+    assert list(r) == ["accuracy"]
+    acc = r["accuracy"]
+    assert acc.value == pytest.approx(4 / 5) and acc.n == 5 and acc.labels == {"scheme": "fused"}
+    assert (acc.stat.errors, acc.stat.trials, acc.stat.success) == (1, 5, True)
+    assert blk.error_counts() == {"accuracy": 1}
+    blk.reset()
+    assert blk.y == [] and blk.yh == [] and blk.wrong == 0
+
+
+@pytest.mark.block("accuracy")
+def test_macro_terms_and_rows():
+    from linksim.metrics.classification import macro_terms
+
+    hit = torch.tensor([True, False, True, True])
+    group = torch.tensor([0, 0, 1, 2])
+    # N * hit / (C * n_group): 4 / (3 * 2), 0, 4 / 3, 4 / 3 -> mean (2/3 + 4/3 + 4/3) / 4 = 5/6 = (1/2 + 1 + 1) / 3
+    t = macro_terms(hit, group, 3)
+    assert t.dtype == torch.float64 and torch.allclose(t, torch.tensor([2 / 3, 0.0, 4 / 3, 4 / 3], dtype=torch.float64))
+    assert float(t.mean()) == pytest.approx(5 / 6)
+    assert macro_terms(torch.tensor([True]), torch.tensor([0]), 4).tolist() == [0.25]  # absent classes count
+    blk = make("accuracy", {"macro": True}, {"label": spec("label", num_classes=3), "pred": spec("real", 3)})
+    y = torch.tensor([0, 0, 1, 2])
+    logits = torch.nn.functional.one_hot(torch.tensor([0, 1, 1, 2]), 3).float()
+    r = sink(blk, {"label": y, "pred": logits})
+    assert list(r) == ["accuracy", "recall_macro", "precision_macro"]
+    assert r["recall_macro"].value == pytest.approx((1 / 2 + 1 + 1) / 3)
+    assert r["precision_macro"].value == pytest.approx((1 + 1 / 2 + 1) / 3)
+    assert r["recall_macro"].n == 4 and r["recall_macro"].stat.count == 4
+    assert r["recall_macro"].stat.total == pytest.approx(4 * (1 / 2 + 1 + 1) / 3)
+    assert r["precision_macro"].stat.total == pytest.approx(4 * (1 + 1 / 2 + 1) / 3)
+
+
+@pytest.mark.block("psnr", "ssim")
+def test_image_metrics_wiring_labels_and_limits():
+    for t in ("psnr", "ssim"):
+        with pytest.raises(PortError) as e:
+            make(t, {}, {"image": spec("image", 1, 4, 4), "image_hat": spec("image", 1, 4, 5)})
+        assert str(e.value) == "image image[1, 4, 4] and image_hat image[1, 4, 5] differ in shape"
+    x = torch.full((2, 1, 4, 4), 0.25)
+    blk = make("psnr", {"name": "jpeg"}, {"image": spec("image", 1, 4, 4), "image_hat": spec("image", 1, 4, 4)})
+    r = sink(blk, {"image": x, "image_hat": x})["psnr_db"]
+    assert r.value == pytest.approx(100.0) and r.labels == {"scheme": "jpeg"} and r.n == 2  # mse floored at 1e-10
+    blk = make("psnr", {}, {"image": spec("image", 1, 4, 4), "image_hat": spec("image", 1, 4, 4)})
+    r = sink(blk, {"image": x[:1], "image_hat": x[:1] + 0.5})["psnr_db"]  # error 0.5 everywhere
+    assert r.value == pytest.approx(10 * math.log10(4), abs=1e-5) and r.labels == {}
+    s = make("ssim", {"name": "a"}, {"image": spec("image", 1, 6, 6), "image_hat": spec("image", 1, 6, 6)})
+    r = sink(s, {"image": torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(0)).double(),
+                 "image_hat": torch.full((2, 1, 6, 6), 2.0)})  # clamped to 1; 6 < 7: 3x3 window
+    from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+    x6 = torch.rand(2, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    ref = ssim(torch.ones(2, 1, 6, 6), x6, data_range=1.0, reduction="none", kernel_size=3)
+    assert r["ssim"].value == pytest.approx(float(ref.mean()), abs=1e-6) and r["ssim"].labels == {"scheme": "a"}
+    assert r["ssim"].n == 2
+
+
+@pytest.mark.block("accuracy")
+def test_accuracy_accumulates_batches_clamps_no_votes_and_keeps_the_float32_value():
+    blk = make("accuracy", {}, {"label": spec("label", num_classes=3), "pred": spec("label", num_classes=3)})
+    y1, yh1 = torch.tensor([0, 1, 2]), torch.tensor([-1, 1, 1])  # no vote (-1) counts as class 0: a hit
+    y2, yh2 = torch.tensor([2, 2, 0]), torch.tensor([2, 0, 0])
+    r = sink(blk, {"label": y1, "pred": yh1}, {"label": y2, "pred": yh2})["accuracy"]
+    assert blk.error_counts() == {"accuracy": 2}  # one error in each batch
+    assert r.labels == {} and (r.stat.errors, r.stat.trials) == (2, 6)
+    assert r.value == float(torch.tensor(4 / 6, dtype=torch.float32))  # float32 mean, as earlier runs printed
+    assert r.value != 1 - 2 / 6
+    named = make("accuracy", {"macro": True, "name": "s1"},
+                 {"label": spec("label", num_classes=3), "pred": spec("label", num_classes=3)})
+    rows = sink(named, {"label": y1, "pred": yh1})
+    assert [m.labels for m in rows.values()] == [{"scheme": "s1"}] * 3
+
+
+@pytest.mark.block("ssim")
+def test_ssim_clamps_negative_reconstructions_to_zero():
+    x = torch.rand(1, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    blk = make("ssim", {}, {"image": spec("image", 1, 8, 8), "image_hat": spec("image", 1, 8, 8)})
+    neg = sink(blk, {"image": x, "image_hat": torch.full((1, 1, 8, 8), -3.0)})["ssim"].value
+    zero = sink(blk, {"image": x, "image_hat": torch.zeros(1, 1, 8, 8)})["ssim"].value
+    assert neg == zero

@@ -56,7 +56,7 @@ res = {
     "git_commit": commit + ("-dirty" if dirty else ""), "cpus": os.cpu_count(),
     "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     "memo_mb": {k: os.environ.get(k) for k in ("LINKSIM_MEMO_MB", "LINKSIM_TRAIN_MEMO_MB")},  # None: defaults
-    "cpu_model": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), None),
+    "cpu_model": run_cold.get("cpu", {}).get("model"),  # as the cold run's run.json records it
 }
 out.write_text(json.dumps(res, indent=2) + "\n")
 print(json.dumps(res, indent=2))

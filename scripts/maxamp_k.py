@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import math
 import struct
 import sys
 from pathlib import Path
@@ -24,23 +23,25 @@ import numpy as np
 import yaml
 
 
-def write_idx(path: Path, arr: np.ndarray) -> None:
-    """An IDX file (the format of the Fashion-MNIST distribution): magic, dimensions, unsigned bytes."""
-    magic = 2051 if arr.ndim == 3 else 2049
+def write_idx(path: Path, arr: np.ndarray, magic: int) -> None:
+    """An IDX file (the format of the Fashion-MNIST distribution): magic, dimensions, unsigned bytes. linksim
+    only reads IDX files, hence this writer."""
     with gzip.open(path, "wb") as f:
         f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in arr.shape))
         f.write(np.ascontiguousarray(arr, dtype=np.uint8).tobytes())
 
 
 def validation_root(root: Path, val: int) -> Path:
-    from linksim.data.datasets import load_split
+    """The training split's last ``val`` images as the test split, the others as the training split, written
+    under ``root`` with the file names and magic numbers linksim's IDX reader expects."""
+    from linksim.data.datasets import _IDX_FILES, _IDX_IMAGES_MAGIC, _IDX_LABELS_MAGIC, load_split
 
     x, y = load_split("fashion_mnist", "train")
     root.mkdir(parents=True, exist_ok=True)
-    write_idx(root / "train-images-idx3-ubyte.gz", x[:-val, 0])
-    write_idx(root / "train-labels-idx1-ubyte.gz", y[:-val])
-    write_idx(root / "t10k-images-idx3-ubyte.gz", x[-val:, 0])
-    write_idx(root / "t10k-labels-idx1-ubyte.gz", y[-val:])
+    for split, part in (("train", slice(None, -val)), ("test", slice(-val, None))):
+        images, labels = _IDX_FILES[split]
+        write_idx(root / f"{images}.gz", x[part, 0], _IDX_IMAGES_MAGIC)
+        write_idx(root / f"{labels}.gz", y[part], _IDX_LABELS_MAGIC)
     return root
 
 
@@ -72,15 +73,15 @@ def main() -> int:
     cfg["name"] = "maxamp_k_validation"
     df = linksim.run(cfg, overrides=[f"systems.lossless.{o}" for o in a.overrides])
     acc = df[df.metric == "accuracy"].pivot_table(index="maxamp_k", columns="scheme", values="value") * 100
-    nf = int(blocks["enc"]["params"]["nf"])
+    amp = df[(df.metric == "bits_per_node") & (df.scheme == "maxamp")]
+    bits = dict(zip(amp.maxamp_k, amp.value))  # the payload the quantizer reports for each K
     print(f"validation: last {a.val} training images, 1 node, image SNR {a.snr:g} dB; accuracy (%)"
           + "".join(f"; {o}" for o in a.overrides))
     print("K  bits  maxamp  full_feature  gap")
     chosen = None
     for k, row in acc.iterrows():
-        bits = math.ceil(math.log2(math.comb(nf, int(k)))) + int(k)
         gap = row["full_feature"] - row["maxamp"]
-        print(f"{int(k):<2} {bits:>4}  {row['maxamp']:6.2f}  {row['full_feature']:12.2f}  {gap:5.2f}")
+        print(f"{int(k):<2} {bits[k]:>4g}  {row['maxamp']:6.2f}  {row['full_feature']:12.2f}  {gap:5.2f}")
         if chosen is None and gap <= a.budget:
             chosen = int(k)
     print(f"smallest K within {a.budget:g} points: {chosen}")

@@ -74,9 +74,10 @@ class Plan:
                 if v not in self.sweep_vars:
                     self.sweep_vars.append(v)
 
-    def graph(self, sname: str, point: dict, ctx: RunContext) -> Graph:
+    def graph(self, sname: str, point: dict, ctx: RunContext, nodes: list | None = None) -> Graph:
         ctx.point = point
-        return Graph(system_nodes(self.cfg, sname, point), ctx, f"{self.where}: ")
+        nodes = system_nodes(self.cfg, sname, point) if nodes is None else nodes
+        return Graph(nodes, ctx, f"{self.where}: ")
 
     def validate(self, ctx: RunContext) -> int:
         """Build every graph at every sweep point (no training, no data pass). Returns graphs built."""
@@ -91,7 +92,7 @@ class Plan:
                 if sig in seen:
                     continue
                 seen.add(sig)
-                graph = self.graph(sname, point, ctx)
+                graph = self.graph(sname, point, ctx, nodes)
                 self._check_batch_memory(sname, graph)
                 st = self.cfg.systems[sname].stop
                 if st is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import itertools
 import json
 import math
@@ -454,10 +455,20 @@ _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
 
 
 def _parse_expr(text: str, key: str) -> ast.Expression:
+    tree, error = _parse_text(text)
+    if error:
+        raise UserError(error, key) from None
+    return tree
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str) -> tuple[ast.Expression | None, str | None]:
+    """(tree, None) or (None, message). Cached: a sweep substitutes the same expressions at every point, and
+    validation builds every point's graph; the trees are only read (``_eval``), never changed."""
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        raise UserError(f"bad expression '${{{text}}}'", key) from None
+        return None, f"bad expression '${{{text}}}'"
     for node in ast.walk(tree):
         ok = isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call, ast.Load,
                                ast.USub, ast.UAdd, *_BINOPS))
@@ -466,14 +477,19 @@ def _parse_expr(text: str, key: str) -> ast.Expression:
         if isinstance(node, ast.Constant):
             ok = isinstance(node.value, (int, float))
         if not ok:
-            raise UserError(f"expression '${{{text}}}' may use only numbers, sweep variables, + - * / // % ** and "
-                            f"{', '.join(_FUNCS)}", key)
-    return tree
+            return None, (f"expression '${{{text}}}' may use only numbers, sweep variables, + - * / // % ** and "
+                          f"{', '.join(_FUNCS)}")
+    return tree, None
 
 
 def _expr_names(tree: ast.Expression) -> list[str]:
+    return list(_tree_names(tree))
+
+
+@functools.lru_cache(maxsize=4096)
+def _tree_names(tree: ast.Expression) -> tuple[str, ...]:  # trees come from _parse_text's cache: hashed by id
     calls = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    return [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in calls]
+    return tuple(n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in calls)
 
 
 def _eval(node, point: dict):

@@ -49,6 +49,21 @@ def _generator(k: int, n: int, device: str) -> torch.Tensor:
     return torch.cat(rows).float()
 
 
+@functools.lru_cache(maxsize=256)  # two per code (num_iter, train_iter); up to ~0.5 MB each
+def _decoder(k: int, n: int, device: str, impl: str, num_iter: int):
+    """One decoder per (code, device, implementation, iterations) per process, like ``_encoder``: both kinds
+    keep no state between calls that changes their output, and building one (rate recovery, the pruned
+    graph) costs about a millisecond, which validation paid for every sweep point."""
+    enc = _encoder(k, n, device)
+    if impl == "fast":
+        from .fast_ldpc import make_decoder
+
+        return make_decoder(enc, "fast", num_iter)
+    from sionna.phy.fec.ldpc import LDPC5GDecoder
+
+    return LDPC5GDecoder(enc, num_iter=num_iter, hard_out=True, return_infobits=True, device=device)
+
+
 class _EncParams(_LDPCParams):
     impl: Literal["sionna", "generator"] = pydantic.Field(
         "sionna", description="sionna: Sionna's encoder; generator: the same codewords as u G mod 2 with its "
@@ -110,15 +125,6 @@ class LDPC5GDecoderBlock(Block):
                            "sets in_training (2 recover punctured bits from noise-free LLRs)")
 
 
-    def _decoder(self, enc, num_iter: int):
-        if self.p.impl == "fast":
-            from .fast_ldpc import make_decoder
-
-            return make_decoder(enc, "fast", num_iter)
-        from sionna.phy.fec.ldpc import LDPC5GDecoder
-
-        return LDPC5GDecoder(enc, num_iter=num_iter, hard_out=True, return_infobits=True, device=self.ctx.device)
-
     def setup(self, specs):
         s = specs["llr"]
         enc = find_pair(s.meta, "ldpc5g_encoder")
@@ -127,9 +133,9 @@ class LDPC5GDecoderBlock(Block):
         if n <= k:
             raise ValueError(f"n ({n}) must be larger than k ({k})")
         self.p = self.p.model_copy(update={"k": k, "n": n})
-        code = _encoder(k, n, self.ctx.device)  # the encoder's own Sionna object (one per k, n, device)
-        self.dec = self._decoder(code, self.p.num_iter)
-        self.train_dec = self._decoder(code, self.p.train_iter)
+        # decoders of the encoder's own Sionna object (one per k, n, device)
+        self.dec = _decoder(k, n, self.ctx.device, self.p.impl, self.p.num_iter)
+        self.train_dec = _decoder(k, n, self.ctx.device, self.p.impl, self.p.train_iter)
         self.C = s.meta.get("codewords", s.size // self.p.n)
         self.L = s.meta.get("info_bits", self.C * self.p.k)
         if self.C * self.p.n != s.size:

@@ -1,6 +1,7 @@
 """QAM mapper / demapper (Sionna ``Mapper``/``Demapper``). BPSK = 1 bit per symbol (Sionna "pam")."""
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import pydantic
@@ -18,6 +19,23 @@ def _constellation(m: int) -> tuple[str, int]:
     return ("pam", 1) if m == 1 else ("qam", m)
 
 
+@functools.lru_cache(maxsize=32)
+def _mapper(m: int, device: str):
+    """One Sionna Mapper per (bits per symbol, device) per process: its constellation is fixed (not trainable
+    here), and building one costs about a millisecond, which validation paid for every sweep point."""
+    from sionna.phy.mapping import Mapper
+
+    return Mapper(*_constellation(m), device=device)
+
+
+@functools.lru_cache(maxsize=64)
+def _demapper(method: str, m: int, device: str):
+    """The Sionna Demapper paired with ``_mapper(m, device)``: it shares that mapper's constellation object."""
+    from sionna.phy.mapping import Demapper
+
+    return Demapper(method, constellation=_mapper(m, device).constellation, device=device)
+
+
 class QAMMapper(Block):
     """Gray-mapped BPSK/QAM with unit average energy; pads the bit vector to a multiple of bits_per_symbol."""
 
@@ -32,9 +50,7 @@ class QAMMapper(Block):
 
     def __init__(self, name, params, ctx):
         super().__init__(name, params, ctx)
-        from sionna.phy.mapping import Mapper
-
-        self.mapper = Mapper(*_constellation(params.bits_per_symbol), device=ctx.device)
+        self.mapper = _mapper(params.bits_per_symbol, ctx.device)
 
     def setup(self, specs):
         expect(specs["bits"], "bits", "bits")
@@ -92,17 +108,13 @@ class QAMDemapper(Block):
                                "in rare frames (off by default: shipped results stay reproducible)")
 
     def setup(self, specs):
-        from sionna.phy.mapping import Demapper
-
         y = specs["y"]
         mapper = find_pair(y.meta, "qam_mapper")
         m = paired_value(self.p.bits_per_symbol, mapper and mapper.p.bits_per_symbol, "bits_per_symbol",
                          mapper and mapper.name)
         self.p = self.p.model_copy(update={"bits_per_symbol": m})
-        if mapper is not None:  # Sionna's pairing: the demapper shares the mapper's constellation object
-            self.demapper = Demapper(self.p.method, constellation=mapper.mapper.constellation, device=self.ctx.device)
-        else:
-            self.demapper = Demapper(self.p.method, *_constellation(m), device=self.ctx.device)
+        # Sionna's pairing: the demapper shares the mapper's constellation object (the one of _mapper(m))
+        self.demapper = _demapper(self.p.method, m, self.ctx.device)
         if "nvar" not in specs and self.p.snr_db is None:
             raise PortError("connect 'nvar' (noise variance from the channel) or set params.snr_db")
         nbits = y.size * self.p.bits_per_symbol

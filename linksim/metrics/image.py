@@ -42,15 +42,28 @@ class PSNR(_ImagePair):
 
 
 class SSIM(_ImagePair):
-    """Structural similarity (torchmetrics, data range 1), averaged over images."""
+    """Structural similarity (torchmetrics, data range 1), averaged over images: the standard SSIM of Wang et
+    al. (2004), an 11 x 11 Gaussian window with sigma 1.5 (torchmetrics' default; reflect-padded, so images
+    need at least 6 x 6 pixels)."""
 
     type_name = "ssim"
+    MIN_SIZE = 6  # the 11 x 11 window's padding of 5 must be smaller than the image
+
+    def setup(self, specs):
+        out = super().setup(specs)
+        hw = specs["image"].shape[-2:]
+        if min(hw) < self.MIN_SIZE:
+            raise PortError(f"ssim's 11 x 11 Gaussian window needs images of at least {self.MIN_SIZE} x "
+                            f"{self.MIN_SIZE} pixels, got {specs['image']}")
+        return out
 
     def update(self, image, image_hat):
         from torchmetrics.functional.image import structural_similarity_index_measure as ssim
 
-        k = 7 if min(image.shape[-2:]) >= 7 else 3
-        v = ssim(image_hat.clamp(0, 1).float(), image.float(), data_range=1.0, reduction="none", kernel_size=k)
+        # written out although they are torchmetrics' defaults: with gaussian_kernel=True torchmetrics ignores
+        # kernel_size (an earlier version passed 7 believing it set the window; the value was always this one)
+        v = ssim(image_hat.clamp(0, 1).float(), image.float(), data_range=1.0, reduction="none",
+                 gaussian_kernel=True, sigma=1.5, kernel_size=11)
         self.vals.append(v.reshape(-1).cpu())
 
     def compute(self):

@@ -1,10 +1,43 @@
 """Contract tests of the metric sinks: values against direct computations on small known inputs."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from linksim.testing.harness import make, sink, spec
+
+
+def _ssim_by_hand(x, y):
+    """Wang et al. (2004) SSIM of two [H, W] float64 arrays: 11 x 11 Gaussian window (sigma 1.5, normalised),
+    C1 = 0.01^2, C2 = 0.03^2 (data range 1), averaged over every pixel, the image reflect-padded by 5 (as
+    torchmetrics 1.9 does: it does not crop the padded border from the SSIM map)."""
+    x, y = np.pad(x, 5, mode="reflect"), np.pad(y, 5, mode="reflect")
+    t = np.arange(-5, 6)
+    g = np.exp(-t**2 / (2 * 1.5**2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    vals = []
+    for i in range(x.shape[0] - 10):
+        for j in range(x.shape[1] - 10):
+            a, b = x[i:i + 11, j:j + 11], y[i:i + 11, j:j + 11]
+            ma, mb = (w * a).sum(), (w * b).sum()
+            va, vb = (w * a * a).sum() - ma**2, (w * b * b).sum() - mb**2
+            cab = (w * a * b).sum() - ma * mb
+            vals.append((2 * ma * mb + 1e-4) * (2 * cab + 9e-4) / ((ma**2 + mb**2 + 1e-4) * (va + vb + 9e-4)))
+    return float(np.mean(vals))
+
+
+@pytest.mark.block("ssim")
+def test_ssim_is_the_standard_gaussian_window_one_by_hand():
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(3, 1, 20, 17, generator=g)
+    y = (x + 0.2 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    blk = make("ssim", {}, {"image": spec("image", 1, 20, 17), "image_hat": spec("image", 1, 20, 17)})
+    want = np.mean([_ssim_by_hand(x[i, 0].double().numpy(), y[i, 0].double().numpy()) for i in range(3)])
+    assert sink(blk, {"image": x, "image_hat": y})["ssim"].value == pytest.approx(want, abs=2e-5)
+    with pytest.raises(PortError, match=r"needs images of at least 6 x 6 pixels"):
+        make("ssim", {}, {"image": spec("image", 1, 5, 16), "image_hat": spec("image", 1, 5, 16)})
+    make("ssim", {}, {"image": spec("image", 1, 6, 6), "image_hat": spec("image", 1, 6, 6)})  # the smallest
 
 
 @pytest.mark.block("ber")

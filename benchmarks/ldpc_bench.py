@@ -4,7 +4,7 @@
 
 Decodes QAM-over-AWGN channel LLRs (Es/N0 points in dB) with Sionna's LDPC5GDecoder (the reference, listed
 first) and the fast decoder(s), and prints info-bit throughput, speed-up, BLER and BER per SNR point.
-See :func:`linksim.link.fast_ldpc.run_bench`.
+See :func:`linksim.link.ldpc_bench.run_bench`.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from linksim.link.fast_ldpc import _BENCH_VARIANTS
+    from linksim.link.ldpc_bench import _BENCH_VARIANTS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--k", type=int, default=3072)
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(a.threads)
-    from linksim.link.fast_ldpc import run_bench
+    from linksim.link.ldpc_bench import run_bench
 
     print(f"k={a.k} n={a.n} iters={a.iters} frames={a.frames} bits/symbol={a.bits_per_symbol} "
           f"decoders={','.join(a.decoders)}", flush=True)

@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> dict:
     from .errors import UserError
-    from .link.fast_ldpc import run_bench
+    from .link.ldpc_bench import run_bench
 
     try:
         res = run_bench(args.k, args.n, args.iters, args.snr, args.frames, bits_per_symbol=args.bits_per_symbol,

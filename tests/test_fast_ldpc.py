@@ -388,3 +388,16 @@ def test_without_numba_the_error_says_how_to_install_it(monkeypatch):
     with pytest.raises(ImportError, match=r"^FastLDPC5GDecoder needs numba, a core dependency of linksim "
                                           r"\(pip install numba\)$"):
         FastLDPC5GDecoder(LDPC5GEncoder(100, 300))
+
+
+def test_available_cores_with_and_without_an_affinity_mask(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5})
+    assert fl._available_cores() == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    assert fl._available_cores() == 3
+    monkeypatch.delattr(os, "sched_getaffinity")  # not Linux: the CPU count, at least 1
+    for count, want in ((None, 1), (1, 1), (3, 3)):
+        monkeypatch.setattr(os, "cpu_count", lambda c=count: c)
+        assert fl._available_cores() == want

@@ -9,10 +9,12 @@ Four generators, 2000+ cases per run (validation only):
 Failures found are kept under tests/fuzz_corpus/ and replayed first (test_corpus).
 Deterministic: hypothesis runs derandomized, without its example database.
 """
+import atexit
 import contextlib
 import hashlib
 import io
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +31,7 @@ SHIPPED = sorted((ROOT / "scenarios").rglob("*.yaml"))
 CORPUS = sorted((ROOT / "tests" / "fuzz_corpus").glob("*.yaml"))
 CORPUS_ARGV = json.loads((ROOT / "tests" / "fuzz_corpus" / "argv.json").read_text())
 WORK = Path(tempfile.mkdtemp(prefix="linksim-fuzz-"))
+atexit.register(shutil.rmtree, WORK, ignore_errors=True)  # the mutated files of this run
 (WORK / "lib").symlink_to(ROOT / "scenarios" / "lib")  # mutated scenarios still find their included library
 SLOW_S = 15.0  # one validation of the largest shipped scenario takes ~3 s on 2 cores
 MEM_BUDGET = 2 * 2**30  # resident memory may not grow by more than this over the whole fuzz run

@@ -47,10 +47,13 @@ def register_configs() -> None:
         return
     import open_clip
 
-    folder = Path(tempfile.mkdtemp(prefix="linksim-openclip-"))
-    for name, cfg in CONFIGS.items():
-        (folder / f"{name}.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(folder)
+    # open_clip reads the files into its registry at once (later rescans skip a folder that is gone), so the
+    # folder is removed again: one was left in /tmp by every process that used a teacher
+    with tempfile.TemporaryDirectory(prefix="linksim-openclip-") as tmp:
+        folder = Path(tmp)
+        for name, cfg in CONFIGS.items():
+            (folder / f"{name}.json").write_text(json.dumps(cfg))
+        open_clip.add_model_config(folder)
     _registered = True
 
 

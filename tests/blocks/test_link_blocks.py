@@ -8,7 +8,16 @@ import math
 import pytest
 import torch
 
+from linksim.link import mapping
 from linksim.testing.harness import fwd, graph, make, run, spec
+
+
+@pytest.fixture(autouse=True)
+def _fresh_sionna_mappers():
+    """Build the Sionna Mapper/Demapper anew in every test: the blocks share them per process (lru_cache), and
+    a test must exercise the construction (the constellation choice), not an object an earlier test made."""
+    mapping._mapper.cache_clear()
+    mapping._demapper.cache_clear()
 
 G = torch.Generator().manual_seed(1234)
 

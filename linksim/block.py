@@ -268,6 +268,14 @@ class Block:
         """Extra data that makes the training cache key unique (e.g. the dataset fingerprint)."""
         return None
 
+    @classmethod
+    def code_version(cls) -> str:
+        """Hash of the code behind this block: its module and the modules of its package and of linksim that
+        it imports (:mod:`linksim.codehash`). Part of the cache key, so changed training code retrains."""
+        from .codehash import code_version
+
+        return code_version(cls)
+
     # -- metric sinks -----------------------------------------------------------------------------
     is_sink: ClassVar[bool] = False
 

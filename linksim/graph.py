@@ -478,16 +478,16 @@ class Graph:
 
     # ---------------------------------------------------------------- training
     def block_key(self, name: str, _memo: dict | None = None) -> str:
-        """Hash of a block's type, parameters and everything upstream of the ports its ``fit`` reads (used
-        to cache trained weights: an encoder trained on clean images keeps its key when noise is added on
-        its evaluation input)."""
+        """Hash of a block's type, parameters, code (``Block.code_version``) and everything upstream of the
+        ports its ``fit`` reads (used to cache trained weights: an encoder trained on clean images keeps its
+        key when noise is added on its evaluation input)."""
         memo = {} if _memo is None else _memo
         if name in memo:
             return memo[name]
         node = self.cfg[name]
         blk = self.blocks[name]
         ups = {p: [(self.flow_key(b, memo), sp) for b, sp in srcs] for p, srcs in sorted(self._train_edges(name).items())}
-        memo[name] = _digest([node.type, blk.train_signature(), blk.cache_salt(), ups])
+        memo[name] = _digest([node.type, blk.train_signature(), blk.cache_salt(), blk.code_version(), ups])
         return memo[name]
 
     def flow_key(self, name: str, _memo: dict | None = None) -> str:

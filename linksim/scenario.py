@@ -331,6 +331,8 @@ def load_raw(path: str | Path, what: str = "scenario file") -> dict:
         mark = getattr(e, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        if "maximum nesting depth" in problem:  # libyaml's own limit (1000), met before _check_depth's (scanner)
+            raise UserError(f"{line}nested more than {MAX_DEPTH} levels deep", where) from None
         raise UserError(f"{line}bad YAML: {problem}", where) from None
     except RecursionError:
         raise UserError("bad YAML: nested too deeply", where) from None

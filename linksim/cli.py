@@ -167,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
 
             run(args)
         elif args.cmd == "run":
+            from .heap import limit_arenas
+
+            limit_arenas()  # before torch or the decoder start threads: they would each get a malloc arena
             from .runner import default_out, run_scenario
             from .scenario import load_scenario
 

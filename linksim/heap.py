@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import sys
 
 
@@ -29,3 +30,24 @@ def release_free_heap() -> None:
     lib = _libc()
     if lib is not None:
         lib.malloc_trim(0)
+
+
+_M_ARENA_MAX = -8  # glibc malloc.h
+
+
+def limit_arenas() -> int | None:
+    """Cap glibc's malloc arenas at the number of usable cores (glibc's default is 8 per core); returns the cap,
+    or None where it does not apply (not glibc, or ``MALLOC_ARENA_MAX`` set by the user, which wins).
+
+    Each thread that allocates (torch's intra-op threads, the fast LDPC decoder's pool, data loading) may get
+    an arena of its own, and freed memory stays in it. Measured on the main job (2 cores, cold, one run each):
+    peak RSS 2922 MiB with glibc's default, 2627 MiB with 2 arenas, and no slower. Called by ``linksim run``
+    before any thread starts; it only affects arenas created afterwards. No library sets it, hence ctypes."""
+    lib = _libc()
+    if lib is None or "MALLOC_ARENA_MAX" in os.environ or not hasattr(lib, "mallopt"):
+        return None
+    try:
+        n = max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = max(1, os.cpu_count() or 1)
+    return n if lib.mallopt(_M_ARENA_MAX, n) == 1 else None

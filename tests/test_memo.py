@@ -1,6 +1,7 @@
 """The engine's output memo: byte-bounded LRU, and evaluation passes that skip what memoised outputs make
 unnecessary (the quantizer and link upstream of a memoised dequantizer at the other points of a node sweep)."""
 
+import pytest
 import torch
 
 from linksim.block import Block, Port, Spec
@@ -80,3 +81,29 @@ def test_output_memo_is_lru_bounded_in_bytes():
     assert "b" not in m and all(k in m for k in "acd") and m.bytes == 3072
     m["big"] = {"x": torch.zeros(2048)}  # larger than the budget: not kept, nothing evicted
     assert "big" not in m and len(m) == 3
+
+
+def test_limit_arenas_caps_glibc_unless_the_user_set_it(monkeypatch):
+    import os
+
+    from linksim import heap
+
+    if heap._libc() is None:
+        pytest.skip("not glibc")
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(heap, "_libc", lambda: FakeLibc())
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5})
+    assert heap.limit_arenas() == 3 and calls == [(-8, 3)]  # M_ARENA_MAX = -8 in glibc's malloc.h
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert heap.limit_arenas() is None and len(calls) == 1  # the user's setting wins
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    calls.clear()
+    FakeLibc.mallopt = lambda self, p, v: calls.append((p, v)) or 0  # glibc refused
+    assert heap.limit_arenas() is None and calls == [(-8, 3)]

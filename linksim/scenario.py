@@ -462,21 +462,22 @@ _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
 
 
-def _parse_expr(text: str, key: str) -> ast.Expression:
-    tree, error = _parse_text(text)
+def _parse_expr(text: str, key: str) -> tuple[ast.Expression, tuple[str, ...]]:
+    """The checked syntax tree of an expression and the variable names it reads."""
+    tree, names, error = _parse_text(text)
     if error:
         raise UserError(error, key) from None
-    return tree
+    return tree, names
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse_text(text: str) -> tuple[ast.Expression | None, str | None]:
-    """(tree, None) or (None, message). Cached: a sweep substitutes the same expressions at every point, and
-    validation builds every point's graph; the trees are only read (``_eval``), never changed."""
+def _parse_text(text: str) -> tuple[ast.Expression | None, tuple[str, ...], str | None]:
+    """(tree, names, None) or (None, (), message). Cached: a sweep substitutes the same expressions at every
+    point, and validation builds every point's graph; the trees are only read (``_eval``), never changed."""
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None, f"bad expression '${{{text}}}'"
+        return None, (), f"bad expression '${{{text}}}'"
     for node in ast.walk(tree):
         ok = isinstance(node, (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Call, ast.Load,
                                ast.USub, ast.UAdd, *_BINOPS))
@@ -485,19 +486,11 @@ def _parse_text(text: str) -> tuple[ast.Expression | None, str | None]:
         if isinstance(node, ast.Constant):
             ok = isinstance(node.value, (int, float))
         if not ok:
-            return None, (f"expression '${{{text}}}' may use only numbers, sweep variables, + - * / // % ** and "
-                          f"{', '.join(_FUNCS)}")
-    return tree, None
-
-
-def _expr_names(tree: ast.Expression) -> list[str]:
-    return list(_tree_names(tree))
-
-
-@functools.lru_cache(maxsize=4096)
-def _tree_names(tree: ast.Expression) -> tuple[str, ...]:  # trees come from _parse_text's cache: hashed by id
+            return None, (), (f"expression '${{{text}}}' may use only numbers, sweep variables, + - * / // % ** "
+                              f"and {', '.join(_FUNCS)}")
     calls = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    return tuple(n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in calls)
+    names = tuple(n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in calls)
+    return tree, names, None
 
 
 def _eval(node, point: dict):
@@ -528,7 +521,7 @@ def _refs(obj: Any, out: dict[str, str], key: str) -> None:
             out.setdefault(m.group(1), key)
         e = _EXPR.match(obj)
         if e:
-            for name in _expr_names(_parse_expr(e.group(1), key)):
+            for name in _parse_expr(e.group(1), key)[1]:
                 out.setdefault(name, key)
     elif isinstance(obj, dict):
         for k, v in obj.items():
@@ -554,8 +547,7 @@ def _subst(obj: Any, point: dict, key: str = "") -> Any:
             return point[m.group(1)]
         e = _EXPR.match(obj)
         if e:
-            tree = _parse_expr(e.group(1), key)
-            names = _expr_names(tree)
+            tree, names = _parse_expr(e.group(1), key)
             if COPY_INDEX in names and COPY_INDEX not in point:
                 return obj
             missing = [n for n in names if n not in point]

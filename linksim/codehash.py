@@ -71,7 +71,13 @@ def _parsed(path: str, mtime_ns: int, module: str) -> tuple[str, tuple[str, ...]
 
 def module_closure(module: str, roots: tuple[str, ...] = ("linksim",)) -> dict[str, str]:
     """``{module: syntax-tree dump}`` of ``module`` and of the modules under ``roots`` it imports, transitively."""
-    out: dict[str, str] = {}
+    return {m: dump for m, (_, _, dump) in _closure(module, roots).items()}
+
+
+def _closure(module: str, roots: tuple[str, ...]) -> dict[str, tuple[str, int, str]]:
+    """``{module: (source file, its modification time when parsed, syntax-tree dump)}`` of
+    :func:`module_closure`."""
+    out: dict[str, tuple[str, int, str]] = {}
     todo = [module]
     while todo:
         m = todo.pop()
@@ -80,8 +86,9 @@ def module_closure(module: str, roots: tuple[str, ...] = ("linksim",)) -> dict[s
         path = _source_path(m)
         if path is None:
             continue
-        dump, names = _parsed(str(path), path.stat().st_mtime_ns, m)
-        out[m] = dump
+        mtime = path.stat().st_mtime_ns
+        dump, names = _parsed(str(path), mtime, m)
+        out[m] = (str(path), mtime, dump)
         for n in names:
             if n.split(".")[0] in roots and n not in out:
                 todo.append(_defining_module(n))
@@ -118,28 +125,22 @@ def code_version(cls: type) -> str:
     held = _VERSIONS.get(cls)
     if held is not None and held[0] and _stamps(f for f, _ in held[0]) == held[0]:
         return held[1]
-    version = _code_version(cls)
-    files = [str(p) for p in map(_source_path, module_closure(cls.__module__, _roots(cls))) if p is not None]
-    _VERSIONS[cls] = (_stamps(files), version)
-    return version
-
-
-def _roots(cls: type) -> tuple[str, ...]:
-    return tuple(sorted({"linksim", cls.__module__.split(".")[0]}))
-
-
-def _code_version(cls: type) -> str:
     module = cls.__module__
-    closure = module_closure(module, _roots(cls))
-    if module not in closure:  # defined in __main__ or an interactive session: the class's own source
+    closure = _closure(module, tuple(sorted({"linksim", module.split(".")[0]})))
+    dumps = {m: dump for m, (_, _, dump) in closure.items()}
+    if module not in dumps:  # defined in __main__ or an interactive session: the class's own source
         try:
-            closure[module] = ast.dump(_strip_docstrings(ast.parse(inspect.getsource(cls))))
+            dumps[module] = ast.dump(_strip_docstrings(ast.parse(inspect.getsource(cls))))
         except (OSError, TypeError):
-            return ""
-    h = hashlib.sha256()
-    for name in sorted(closure):
-        h.update(name.encode())
-        h.update(b"\0")
-        h.update(closure[name].encode())
-        h.update(b"\0")
-    return h.hexdigest()[:20]
+            dumps = {}
+    version = ""
+    if dumps:
+        h = hashlib.sha256()
+        for name in sorted(dumps):
+            h.update(name.encode())
+            h.update(b"\0")
+            h.update(dumps[name].encode())
+            h.update(b"\0")
+        version = h.hexdigest()[:20]
+    _VERSIONS[cls] = (tuple((path, mtime) for path, mtime, _ in closure.values()), version)
+    return version

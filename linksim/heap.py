@@ -6,6 +6,8 @@ import functools
 import os
 import sys
 
+from .cores import available_cores
+
 
 @functools.cache
 def _libc():
@@ -46,8 +48,5 @@ def limit_arenas() -> int | None:
     lib = _libc()
     if lib is None or "MALLOC_ARENA_MAX" in os.environ or not hasattr(lib, "mallopt"):
         return None
-    try:
-        n = max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        n = max(1, os.cpu_count() or 1)
+    n = available_cores()
     return n if lib.mallopt(_M_ARENA_MAX, n) == 1 else None

@@ -11,6 +11,7 @@ pytest.importorskip("numba")
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder  # noqa: E402
 
 from linksim.link import fast_ldpc as fl  # noqa: E402
+from linksim.cores import available_cores  # noqa: E402
 from linksim.link.fast_ldpc import FastLDPC5GDecoder, make_decoder  # noqa: E402
 
 
@@ -329,7 +330,7 @@ def test_decode_numpy_edge_cases_and_iteration_counts():
 def test_thread_pools_are_shared_per_size_and_reset_in_a_forked_child():
     import os
 
-    assert fl._available_cores() == len(os.sched_getaffinity(0))
+    assert available_cores() == len(os.sched_getaffinity(0))  # the decoder's default thread count
     p2 = fl._pool(2)
     assert fl._pool(2) is p2 and fl._pool(3) is not p2
     assert p2._max_workers == 2 and fl._pool(3)._max_workers == 3
@@ -388,16 +389,3 @@ def test_without_numba_the_error_says_how_to_install_it(monkeypatch):
     with pytest.raises(ImportError, match=r"^FastLDPC5GDecoder needs numba, a core dependency of linksim "
                                           r"\(pip install numba\)$"):
         FastLDPC5GDecoder(LDPC5GEncoder(100, 300))
-
-
-def test_available_cores_with_and_without_an_affinity_mask(monkeypatch):
-    import os
-
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5})
-    assert fl._available_cores() == 1
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
-    assert fl._available_cores() == 3
-    monkeypatch.delattr(os, "sched_getaffinity")  # not Linux: the CPU count, at least 1
-    for count, want in ((None, 1), (1, 1), (3, 3)):
-        monkeypatch.setattr(os, "cpu_count", lambda c=count: c)
-        assert fl._available_cores() == want

@@ -31,6 +31,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..cores import available_cores
+
 try:  # numba is a core dependency; guarded so that a broken install gets a clear message
     from llvmlite import ir as _llir
     from numba import njit
@@ -355,13 +357,6 @@ if HAVE_NUMBA:
                 out[b, v] = _ONE if L[v] <= _ZERO else _ZERO
 
 
-def _available_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOL_LOCK = threading.Lock()
 
@@ -550,7 +545,7 @@ class FastLDPC5GDecoder:
         if num_iter == 0:
             out[:] = (full[:, :self.k] <= 0)
             return out, iters
-        nthreads = _available_cores() if self.num_threads is None else max(1, int(self.num_threads))
+        nthreads = available_cores() if self.num_threads is None else max(1, int(self.num_threads))
         args = (self.k, self._row_ptr, self._e_col, self._e_shift, self._row_zr, self._rr.z, num_iter,
                 _CN_UPDATES[self.cn_update], _SCHEDULES[self.schedule] == 1,
                 np.float32(self.alpha if self.cn_update == "normalized-minsum" else 1.0), np.float32(self.beta),

@@ -16,7 +16,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .fast_ldpc import _LLR_MAX, _as_numpy_2d, _available_cores, _RateRecovery, _to_output, make_decoder
+from ..cores import available_cores
+from .fast_ldpc import _LLR_MAX, _as_numpy_2d, _RateRecovery, _to_output, make_decoder
 
 __all__ = ["LdpcPkgDecoder", "run_bench", "bench_decoder"]
 
@@ -183,7 +184,7 @@ def run_bench(k: int, n: int, iters: int, snrs_db: Sequence[float], frames: int,
         "config": {"k": k, "n": n, "iters": iters, "snrs_db": snrs, "snr_unit": "Es/N0 dB", "frames": frames,
                    "bits_per_symbol": bits_per_symbol, "seed": seed, "batch": batch, "interleave": interleave,
                    "torch_threads": torch.get_num_threads(),
-                   "decoder_threads": int(threads) if threads else _available_cores(), "cpu_count": os.cpu_count()},
+                   "decoder_threads": int(threads) if threads else available_cores(), "cpu_count": os.cpu_count()},
         "decoders": res,
         "reference": ref,
         "speedup": speedup,

@@ -67,6 +67,25 @@ def test_bit_channels(chan, p):
         assert torch.equal(y[~erased], x[~erased])
 
 
+@pytest.mark.parametrize("chan", ["bsc", "bec"])
+def test_bit_channels_bypassed_in_training(chan):
+    """In the training split a channel without in_training passes the bits through, with saturated LLRs when a
+    block reads them and none when nothing does (a float payload is 16k bits per sample)."""
+    g = graph({"src": {"type": "bit_source", "params": {"bits_per_sample": 300}},
+               "ch": {"type": chan, "params": {"p": 0.3}, "inputs": {"bits": "src.bits"}}})
+    reseed(0)
+    with torch.no_grad():
+        v = g.run_batch(BatchInfo("train", torch.arange(20)), sinks=False)
+    x, y, llr = v[("src", "bits")], v[("ch", "bits")], v[("ch", "llr")]
+    assert torch.equal(y, x.float()) and torch.equal(llr, (2 * x.float() - 1) * 20.0)
+    ch = g.blocks["ch"]
+    g.ctx.batch = BatchInfo("train", torch.arange(20))
+    ch.wanted = {"bits"}
+    assert set(ch.forward(bits=x)) == {"bits"}
+    ch.wanted = {"llr"}
+    assert torch.equal(ch.forward(bits=x)["llr"], llr)
+
+
 def test_ldpc_qam_chain_decodes_and_pads():
     # 50 payload bits -> 2 codewords of k=40 (last padded), n=80; 16-QAM (80*2=160 bits -> 40 symbols)
     g = graph({"src": {"type": "bit_source", "params": {"bits_per_sample": 50}},

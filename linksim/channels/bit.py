@@ -66,8 +66,9 @@ class _BitChannel(Impairment, Block):
         return {"bits": specs["bits"], "llr": Spec("llr", specs["bits"].shape, specs["bits"].meta)}
 
     def forward(self, bits):
-        if self.bypassed():
-            return {"bits": bits.float(), "llr": (2 * bits.float() - 1) * LLR_MAX}
+        if self.bypassed():  # LLRs only where a block reads them: a float payload is 16k bits per sample
+            x = bits.float()
+            return {"bits": x, **({"llr": (2 * x - 1) * LLR_MAX} if self.wants("llr") else {})}
         return self.transmit(bits)
 
     def random_in_eval(self) -> bool:

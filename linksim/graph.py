@@ -16,7 +16,7 @@ import torch
 
 from .block import Block, TrainData
 from .errors import PortError, UserError
-from .heap import release_free_heap
+from .heap import release_free_heap, trim_if_grown
 from .registry import block_class
 from .results import digest as _digest
 
@@ -562,6 +562,7 @@ class Graph:
         with torch.no_grad():
             for b in self.batches("test", n, batch_size):
                 self.run_batch(b, prune=True)
+                trim_if_grown()  # the freed payloads of earlier batches go back to the OS as the heap grows
                 used += b.size
                 if progress_bar is not None:
                     progress_bar.update(b.size)

@@ -95,6 +95,10 @@ class SystemCfg(_Strict):
     test_samples: Samples | None = None  # cap on test samples for this system
     batch_size: BatchSize | None = None
     sweep: dict[str, list] = {}
+    # constants of this system: `$name` in its blocks (and in these values, which may read sweep variables), as
+    # a sweep variable would be, but not swept and not a results.csv column; one block list then serves the
+    # systems that differ in a channel type or a value (e.g. `vars: {channel: rayleigh}`)
+    vars: dict[pydantic.constr(pattern=r"^[A-Za-z_]\w*$"), Any] = {}
     blocks: dict[str, BlockCfg]
 
 
@@ -582,6 +586,15 @@ def system_sweep(cfg: ScenarioCfg, sname: str, where: str) -> dict[str, list]:
         if sys_.blocks[bname].repeat is None:
             raise UserError(f"'${COPY_INDEX}' is the copy index of a repeated block; this block has no 'repeat'",
                             f"{where}: {key}")
+    _refs(sys_.vars, refs, f"systems.{sname}.vars")  # a constant may read sweep variables
+    for var in sys_.vars:
+        key = f"{where}: systems.{sname}.vars.{var}"
+        if var == COPY_INDEX:
+            raise UserError(f"'{COPY_INDEX}' is the copy index of repeated blocks; rename the constant", key)
+        if var in sys_.sweep or var in cfg.sweep:
+            where_swept = f"systems.{sname}.sweep" if var in sys_.sweep else "sweep"
+            raise UserError(f"'{var}' is also a sweep variable ({where_swept}.{var}); a constant needs another name", key)
+        refs.pop(var, None)
     sweep: dict[str, list] = {}
     for var, vals in cfg.sweep.items():
         if var in refs or var in sys_.sweep:
@@ -626,8 +639,18 @@ def _copies(d: dict, rep: Any, point: dict, key: str) -> list | None:
              **{p: copy.deepcopy(vals[i]) for p, vals in per.items()}} for i in range(rep)]
 
 
+def system_values(cfg: ScenarioCfg, sname: str, point: dict) -> dict:
+    """What ``$name`` stands for in a system's blocks at a sweep point: the point's values and the system's
+    ``vars`` (evaluated at the point)."""
+    vars_ = cfg.systems[sname].vars
+    if not vars_:
+        return point
+    return {**{k: _subst(v, point, f"systems.{sname}.vars.{k}") for k, v in vars_.items()}, **point}
+
+
 def system_nodes(cfg: ScenarioCfg, sname: str, point: dict) -> list[NodeCfg]:
     nodes = []
+    point = system_values(cfg, sname, point)
     for bname, b in cfg.systems[sname].blocks.items():
         key = f"systems.{sname}.blocks.{bname}"
         d = _subst(b.model_dump(), point, key)

@@ -107,3 +107,38 @@ def test_limit_arenas_caps_glibc_unless_the_user_set_it(monkeypatch):
     calls.clear()
     FakeLibc.mallopt = lambda self, p, v: calls.append((p, v)) or 0  # glibc refused
     assert heap.limit_arenas() is None and calls == [(-8, 3)]
+
+
+def test_trim_if_grown_trims_once_memory_grew_by_the_step(monkeypatch):
+    from linksim import heap
+
+    if heap._libc() is None:
+        pytest.skip("not glibc")
+    rss = [1000.0]
+    trims = []
+
+    class FakeLibc:
+        def malloc_trim(self, pad):
+            trims.append(pad)
+            rss[0] -= 300.0  # what the trim gave back
+
+    monkeypatch.setattr(heap, "_libc", lambda: FakeLibc())
+    monkeypatch.setattr(heap, "rss_mb", lambda: rss[0])
+    heap.release_free_heap()
+    assert trims == [0] and heap._trimmed_at == 700.0
+    rss[0] = 700.0 + 512.0
+    assert not heap.trim_if_grown(512.0) and len(trims) == 1  # grew by the step, not more
+    rss[0] += 1.0
+    assert heap.trim_if_grown(512.0) and len(trims) == 2 and heap._trimmed_at == rss[0] == 913.0
+    assert not heap.trim_if_grown(512.0)  # measured from the last trim
+
+
+def test_rss_mb_reads_this_process():
+    from linksim import heap
+
+    r = heap.rss_mb()
+    if r is None:
+        pytest.skip("no /proc/self/statm")
+    big = b"\x01" * (200 * 2**20)  # written: resident
+    assert heap.rss_mb() - r > 150
+    del big

@@ -64,3 +64,77 @@ def test_blocks_command_lists_every_block_and_parameter(capsys):
         assert f"\n{name}: " in "\n" + out, name
         for pname in block_class(name).Params.model_fields:
             assert f"- {pname} (" in out, (name, pname)
+
+
+VARS = """
+name: v
+seed: 3
+sweep: {snr_db: [2.0, 6.0]}
+defs:
+  link: &link
+    src:   {type: bit_source, params: {bits_per_sample: 64}}
+    map:   {type: qam_mapper, params: {bits_per_symbol: $bps}, inputs: {bits: src.bits}}
+    chan:  {type: $channel, params: $chan, inputs: {x: map.symbols}}
+    demap: {type: qam_demapper, inputs: {y: chan.y, nvar: chan.nvar}}
+    ber:   {type: ber, inputs: {bits: src.bits, bits_hat: demap.bits}}
+systems:
+  awgn:     {samples: 400, vars: {bps: 2, channel: awgn, chan: {snr_db: $snr_db}}, blocks: *link}
+  rayleigh: {samples: 400, vars: {bps: 2, channel: rayleigh, chan: {snr_db: "${snr_db + 1}"}}, blocks: *link}
+  literal:
+    samples: 400
+    blocks:
+      src:   {type: bit_source, params: {bits_per_sample: 64}}
+      map:   {type: qam_mapper, params: {bits_per_symbol: 2}, inputs: {bits: src.bits}}
+      chan:  {type: rayleigh, params: {snr_db: "${snr_db + 1}"}, inputs: {x: map.symbols}}
+      demap: {type: qam_demapper, inputs: {y: chan.y, nvar: chan.nvar}}
+      ber:   {type: ber, inputs: {bits: src.bits, bits_hat: demap.bits}}
+"""
+
+
+def test_system_vars_stand_for_their_values_and_are_not_swept():
+    import yaml
+
+    import linksim
+    from linksim.scenario import system_nodes
+
+    cfg = linksim.load(VARS)
+    for sname, chan, snr in (("awgn", "awgn", 6.0), ("rayleigh", "rayleigh", 7.0)):
+        nodes = {n.name: n for n in system_nodes(cfg, sname, {"snr_db": 6.0})}
+        assert nodes["chan"].type == chan and nodes["chan"].params == {"snr_db": snr}
+        assert nodes["map"].params == {"bits_per_symbol": 2}
+    df = linksim.run(VARS)
+    assert "bps" not in df.columns and "channel" not in df.columns and "chan" not in df.columns
+    assert sorted(set(df.snr_db)) == [2.0, 6.0]  # a constant reading a sweep variable keeps the system swept
+    ber = df[df.metric == "ber"].set_index(["system", "snr_db"]).value
+    assert ber.loc[("awgn", 6.0)] < ber.loc[("rayleigh", 6.0)]  # fading costs at the same mean SNR
+    # the system written with constants runs exactly as the same system written out (same names, same draws)
+    text = yaml.safe_load(VARS)
+    text["systems"] = {"rayleigh": text["systems"]["literal"]}
+    lit = linksim.run(text)
+    assert lit[lit.metric == "ber"].value.tolist() == ber.loc["rayleigh"].tolist()
+    text = yaml.safe_load(VARS)
+    del text["systems"]["literal"]
+    text["systems"]["awgn"]["vars"]["bps"] = 4
+    nodes = {n.name: n for n in system_nodes(linksim.load(text), "awgn", {"snr_db": 2.0})}
+    assert nodes["map"].params == {"bits_per_symbol": 4}
+
+
+@pytest.mark.parametrize("edit,msg,key", [
+    (lambda d: d["systems"]["awgn"]["vars"].update(snr_db=3), "also a sweep variable", "systems.awgn.vars.snr_db"),
+    (lambda d: d["systems"]["awgn"].update(sweep={"bps": [2, 4]}), "also a sweep variable", "systems.awgn.vars.bps"),
+    (lambda d: d["systems"]["awgn"]["vars"].update(i=1), "copy index", "systems.awgn.vars.i"),
+    (lambda d: d["systems"]["awgn"]["vars"].pop("bps"), "'$bps' is not a sweep variable", "systems.awgn.blocks.map"),
+    (lambda d: d["systems"]["awgn"]["vars"].update(chan={"snr_db": "$nope"}), "'$nope' is not a sweep variable",
+     "systems.awgn.vars.chan.snr_db"),
+    (lambda d: d["systems"]["awgn"]["vars"].update({"2x": 1}), "vars", "systems.awgn.vars"),
+])
+def test_system_vars_errors_name_the_key(edit, msg, key):
+    import yaml
+
+    import linksim
+
+    d = yaml.safe_load(VARS)
+    edit(d)
+    with pytest.raises(UserError) as err:
+        linksim.validate(d)
+    assert msg in str(err.value) and key in str(err.value)

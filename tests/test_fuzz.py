@@ -95,10 +95,10 @@ def check_bytes(data: bytes) -> tuple[int, str]:
 KEYS = ["name", "seed", "data", "sweep", "quick", "systems", "plots", "envelopes", "defs", "description",
         "blocks", "type", "params", "inputs", "repeat", "samples", "test_samples", "batch_size", "snr_db",
         "dataset", "train_samples", "metric", "x", "bits_per_sample", "bits_per_symbol", "k", "n", "p",
-        "include", "composites", "outputs", "per_copy", "channel", "channel_type"]
+        "include", "composites", "outputs", "per_copy", "channel", "channel_type", "vars", "bps"]
 SPECIAL = ["$snr_db", "${snr_db * 2}", "${10**10**10}", "${1/0}", "${floor(x)}", "${" + "(" * 200 + "1" + ")" * 200 + "}",
            "src.bits", "map.symbols", "chan.y", "bit_source", "awgn", "qam_mapper", "ber", "dataset", "s[0].x",
-           "s[*].x", "a:b", "linksim.block:Block", "self.bits", "$i", "${i + 1}", "coded_link", "sscc", "lib/links.yaml", "../../etc/passwd", "\x00", "\u202e", "💥", "nan", "-0"]
+           "s[*].x", "a:b", "linksim.block:Block", "self.bits", "$i", "${i + 1}", "$bps", "coded_link", "sscc", "lib/links.yaml", "../../etc/passwd", "\x00", "\u202e", "💥", "nan", "-0"]
 numbers = st.one_of(st.integers(), st.integers(min_value=-(2**80), max_value=2**80),
                     st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0, -1, 1, 2**31, 2**63, 10**11]))
 scalars = st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=12), st.sampled_from(SPECIAL))
@@ -110,9 +110,9 @@ TINY = {
     "name": "t", "seed": 0, "sweep": {"snr_db": [0, 3]},
     "quick": {"systems.s.samples": 2},
     "plots": [{"metric": "ber", "x": "snr_db", "logy": True}],
-    "systems": {"s": {"samples": 4, "batch_size": 2, "blocks": {
+    "systems": {"s": {"samples": 4, "batch_size": 2, "vars": {"bps": 2}, "blocks": {
         "src": {"type": "bit_source", "params": {"bits_per_sample": 8}},
-        "map": {"type": "qam_mapper", "params": {"bits_per_symbol": 2}, "inputs": {"bits": "src.bits"}},
+        "map": {"type": "qam_mapper", "params": {"bits_per_symbol": "$bps"}, "inputs": {"bits": "src.bits"}},
         "chan": {"type": "awgn", "params": {"snr_db": "$snr_db"}, "inputs": {"x": "map.symbols"}},
         "demap": {"type": "qam_demapper", "params": {"bits_per_symbol": 2},
                   "inputs": {"y": "chan.y", "nvar": "chan.nvar"}},

@@ -131,14 +131,30 @@ def test_trim_if_grown_trims_once_memory_grew_by_the_step(monkeypatch):
     rss[0] += 1.0
     assert heap.trim_if_grown(512.0) and len(trims) == 2 and heap._trimmed_at == rss[0] == 913.0
     assert not heap.trim_if_grown(512.0)  # measured from the last trim
+    rss[0] = 913.0 + 512.0
+    assert not heap.trim_if_grown()  # the default step is 512 MiB
+    rss[0] += 1.0
+    assert heap.trim_if_grown() and len(trims) == 3
+    monkeypatch.setattr(heap, "rss_mb", lambda: None)  # no /proc: never trims on growth, marks 0 after a trim
+    assert not heap.trim_if_grown()
+    heap.release_free_heap()
+    assert heap._trimmed_at == 0.0
+    monkeypatch.setattr(heap, "_libc", lambda: None)  # not glibc: nothing to trim
+    monkeypatch.setattr(heap, "rss_mb", lambda: 1e6)
+    assert heap.trim_if_grown() is False and len(trims) == 4
 
 
 def test_rss_mb_reads_this_process():
     from linksim import heap
 
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc/self/statm")
     r = heap.rss_mb()
-    if r is None:
-        pytest.skip("no /proc/self/statm")
+    status = open("/proc/self/status").read()
+    vmrss = int(status.split("VmRSS:")[1].split()[0]) / 1024  # kB -> MiB, the kernel's own figure
+    assert r is not None and abs(r - vmrss) < 0.1 * vmrss + 8
     big = b"\x01" * (200 * 2**20)  # written: resident
     assert heap.rss_mb() - r > 150
     del big

@@ -338,7 +338,7 @@ class _NoStore:
 def point_config(cfg: ScenarioCfg, sname: str) -> dict:
     """A system's configuration as it enters its points' fingerprints. Settings left unset since they were
     added (``stop``, ``vars``) are left out, so points written before them still resume."""
-    unset = {k for k in ("stop", "vars") if not getattr(cfg.systems[sname], k)}  # points before them still resume
+    unset = {k for k in ("stop", "vars") if not getattr(cfg.systems[sname], k)}
     out = cfg.systems[sname].model_dump(mode="json", exclude=unset or None)
     comps = used_composites(cfg.systems[sname].blocks, cfg.composites)
     if comps:  # the definitions it uses decide its numbers too

@@ -165,17 +165,30 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def is_pattern(dotted: str) -> bool:
+    """Whether a dotted key holds a glob segment (``*``, ``?``, ``[...]``, or ``**`` for any depth)."""
+    return any(c in part for part in dotted.split(".") for c in "*?[")
+
+
 def _set_wild(cur: Any, parts: list[str], value: Any) -> int:
-    """Set where the path exists; ``*`` matches every key/item. Returns how many places were set."""
+    """Set where the path exists. A segment is an exact key or a shell-style pattern (``fnmatch``: ``*``,
+    ``?``, ``[...]``; ``ldpc_*`` matches every key starting with ``ldpc_``); ``**`` matches any number of
+    levels, none included. Returns how many places were set."""
+    import fnmatch
+
     if not parts:
         return 0
     head, rest = parts[0], parts[1:]
     if isinstance(cur, dict):
-        keys = list(cur) if head == "*" else [head] if head in cur else []
+        items = list(cur)
     elif isinstance(cur, list):
-        keys = list(range(len(cur))) if head == "*" else [int(head)] if head.isdigit() and int(head) < len(cur) else []
+        items = list(range(len(cur)))
     else:
         return 0
+    if head == "**":
+        # the deeper levels first: a value set at this level is never searched again
+        return sum(_set_wild(cur[k], parts, value) for k in items) + _set_wild(cur, rest, value)
+    keys = [k for k in items if str(k) == head or fnmatch.fnmatchcase(str(k), head)]
     if not rest:
         for k in keys:
             cur[k] = copy.deepcopy(value)
@@ -184,11 +197,13 @@ def _set_wild(cur: Any, parts: list[str], value: Any) -> int:
 
 
 def set_dotted(raw: dict, dotted: str, value: Any, where: str) -> None:
-    """Set ``a.b.c`` in the raw scenario. With a ``*`` segment (``systems.*.blocks.enc.params.epochs``) only
-    existing keys are changed, everywhere the pattern matches (YAML merge keys copy anchors, so this is how
-    one override reaches every copy)."""
+    """Set ``a.b.c`` in the raw scenario. With a pattern segment (``systems.*.blocks.enc.params.epochs``,
+    ``systems.ldpc_*.test_samples``, ``**.train_samples``) only existing keys are changed, everywhere the
+    pattern matches (YAML merge keys copy anchors, so this is how one override reaches every copy)."""
     parts = dotted.split(".")
-    if "*" in parts:
+    if parts.count("**") > 1:  # each more ** multiplies the paths searched by the depth of the scenario
+        raise UserError(f"'{dotted}' holds more than one '**'", where)
+    if is_pattern(dotted):
         if _set_wild(raw, parts, value) == 0:
             raise UserError(f"'{dotted}' matches no existing key", where)
         return

@@ -41,6 +41,43 @@ def test_wildcard_matching_nothing_is_an_error(tmp_path):
         load_scenario(write(tmp_path, TEXT), overrides=["systems.*.blocks.*.params.nope=1"])
 
 
+def test_pattern_segments_glob_and_any_depth(tmp_path):
+    """A segment is a shell pattern (only keys it matches change, in order), and ``**`` spans any depth."""
+    p = write(tmp_path, TEXT)
+    cfg, _ = load_scenario(p, overrides=["systems.?.samples=5", "systems.[b].samples=9"])
+    assert (cfg.systems["a"].samples, cfg.systems["b"].samples) == (5, 9)
+    cfg, _ = load_scenario(p, overrides=["systems.*.blocks.ch*.params.label=y"])
+    assert cfg.systems["a"].blocks["ch"].params["label"] == "y" and "ch" not in cfg.systems["b"].blocks
+    # ** matches zero levels (systems.a.samples) and several (params.bits_per_sample), only existing keys
+    cfg, _ = load_scenario(p, overrides=["systems.**.bits_per_sample=16", "**.samples=2"])
+    for s in ("a", "b"):
+        assert cfg.systems[s].blocks["src"].params["bits_per_sample"] == 16 and cfg.systems[s].samples == 2
+        assert "bits_per_sample" not in cfg.systems[s].blocks["map"].params
+    with pytest.raises(UserError, match=r"'systems.c\*.samples' matches no existing key"):
+        load_scenario(p, overrides=["systems.c*.samples=1"])
+
+
+@pytest.mark.parametrize("key", ["[", "**", "systems.[", "systems.[!ab].samples", "a.**", "**.[]]", "systems.\x00*.samples"])
+def test_odd_patterns_are_one_line_errors(tmp_path, key):
+    with pytest.raises(UserError, match="matches no existing key"):
+        load_scenario(write(tmp_path, TEXT), overrides=[f"{key}=1"])
+
+
+@pytest.mark.parametrize("key", ["**.**", "systems.**.blocks.**.nope", "**.*.**.*.**.x"])
+def test_more_than_one_any_depth_segment_is_refused(tmp_path, key):
+    with pytest.raises(UserError, match=r"holds more than one '\*\*'"):
+        load_scenario(write(tmp_path, TEXT), overrides=[f"{key}=1"])
+
+
+def test_pattern_value_set_is_not_searched_again():
+    """A ``**`` override whose value holds the same key sets it where it was, not inside the new value."""
+    from linksim.scenario import _set_wild
+
+    raw = {"a": {"k": 1, "b": {"k": 2}}}
+    assert _set_wild(raw, ["**", "k"], {"k": 0}) == 2
+    assert raw == {"a": {"k": {"k": 0}, "b": {"k": {"k": 0}}}}
+
+
 def test_sweep_uses_only_referenced_global_variables(tmp_path):
     cfg, _ = load_scenario(write(tmp_path, TEXT))
     plan = Plan(cfg, "t")

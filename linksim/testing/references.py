@@ -67,7 +67,7 @@ def scenarios() -> list[str]:
 
 def tiny_overrides(name: str) -> list[str]:
     """The overrides of ``name``'s tiny run that match keys of the scenario (after its quick: section)."""
-    from ..scenario import _parse_value, _set_wild, load_raw, set_dotted
+    from ..scenario import _parse_value, _set_wild, is_pattern, load_raw, set_dotted
 
     raw = load_raw(SCENARIOS / f"{name}.yaml")
     for k, v in (raw.get("quick") or {}).items():
@@ -78,7 +78,7 @@ def tiny_overrides(name: str) -> list[str]:
         if k in TINY_SKIP.get(name, []):
             continue
         parts = k.split(".")
-        if "*" in parts:
+        if is_pattern(k):
             if _set_wild(copy.deepcopy(raw), parts, _parse_value(v)) == 0:
                 continue
         else:  # a plain key: only if its parent exists

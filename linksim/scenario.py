@@ -601,7 +601,6 @@ def system_sweep(cfg: ScenarioCfg, sname: str, where: str) -> dict[str, list]:
         if sys_.blocks[bname].repeat is None:
             raise UserError(f"'${COPY_INDEX}' is the copy index of a repeated block; this block has no 'repeat'",
                             f"{where}: {key}")
-    _refs(sys_.vars, refs, f"systems.{sname}.vars")  # a constant may read sweep variables
     for var in sys_.vars:
         key = f"{where}: systems.{sname}.vars.{var}"
         if var == COPY_INDEX:
@@ -610,6 +609,17 @@ def system_sweep(cfg: ScenarioCfg, sname: str, where: str) -> dict[str, list]:
             where_swept = f"systems.{sname}.sweep" if var in sys_.sweep else "sweep"
             raise UserError(f"'{var}' is also a sweep variable ({where_swept}.{var}); a constant needs another name", key)
         refs.pop(var, None)
+    names = list(sys_.vars)
+    for n, (var, val) in enumerate(sys_.vars.items()):  # a constant reads sweep variables and earlier constants
+        own: dict[str, str] = {}
+        _refs(val, own, f"systems.{sname}.vars.{var}")
+        for name, key in own.items():
+            if name in names[n:]:
+                what = "this constant itself" if name == var else "a constant defined after this one"
+                raise UserError(f"'${name}' is {what}; a constant reads sweep variables and the constants above it",
+                                f"{where}: {key}")
+            if name not in names:
+                refs.setdefault(name, key)
     sweep: dict[str, list] = {}
     for var, vals in cfg.sweep.items():
         if var in refs or var in sys_.sweep:
@@ -656,11 +666,14 @@ def _copies(d: dict, rep: Any, point: dict, key: str) -> list | None:
 
 def system_values(cfg: ScenarioCfg, sname: str, point: dict) -> dict:
     """What ``$name`` stands for in a system's blocks at a sweep point: the point's values and the system's
-    ``vars`` (evaluated at the point)."""
+    ``vars`` (evaluated at the point, in order: a constant may read the ones above it)."""
     vars_ = cfg.systems[sname].vars
     if not vars_:
         return point
-    return {**{k: _subst(v, point, f"systems.{sname}.vars.{k}") for k, v in vars_.items()}, **point}
+    values = dict(point)
+    for k, v in vars_.items():
+        values[k] = _subst(v, values, f"systems.{sname}.vars.{k}")
+    return {**{k: values[k] for k in vars_}, **point}
 
 
 def system_nodes(cfg: ScenarioCfg, sname: str, point: dict) -> list[NodeCfg]:

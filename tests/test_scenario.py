@@ -156,6 +156,19 @@ def test_system_vars_stand_for_their_values_and_are_not_swept():
     assert nodes["map"].params == {"bits_per_symbol": 4}
 
 
+def test_system_vars_read_the_constants_above_them():
+    import yaml
+
+    import linksim
+    from linksim.scenario import system_nodes
+
+    d = yaml.safe_load(VARS)
+    d["systems"]["awgn"]["vars"] = {"half": 1, "bps": "${2 * half}", "offset": "${snr_db - 2 * half}", "channel": "awgn",
+                                    "chan": {"snr_db": "$offset"}}
+    nodes = {n.name: n for n in system_nodes(linksim.load(d), "awgn", {"snr_db": 6.0})}
+    assert nodes["map"].params == {"bits_per_symbol": 2} and nodes["chan"].params == {"snr_db": 4.0}
+
+
 @pytest.mark.parametrize("edit,msg,key", [
     (lambda d: d["systems"]["awgn"]["vars"].update(snr_db=3), "also a sweep variable", "systems.awgn.vars.snr_db"),
     (lambda d: d["systems"]["awgn"].update(sweep={"bps": [2, 4]}), "also a sweep variable", "systems.awgn.vars.bps"),
@@ -164,6 +177,9 @@ def test_system_vars_stand_for_their_values_and_are_not_swept():
     (lambda d: d["systems"]["awgn"]["vars"].update(chan={"snr_db": "$nope"}), "'$nope' is not a sweep variable",
      "systems.awgn.vars.chan.snr_db"),
     (lambda d: d["systems"]["awgn"]["vars"].update({"2x": 1}), "vars", "systems.awgn.vars"),
+    (lambda d: d["systems"]["awgn"].update(vars={"chan": {"snr_db": "$s"}, "s": "$snr_db", "bps": 2, "channel": "awgn"}),
+     "'$s' is a constant defined after this one", "systems.awgn.vars.chan.snr_db"),
+    (lambda d: d["systems"]["awgn"]["vars"].update(bps="${bps + 1}"), "'$bps' is this constant itself", "systems.awgn.vars.bps"),
 ])
 def test_system_vars_errors_name_the_key(edit, msg, key):
     import yaml

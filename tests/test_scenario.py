@@ -76,6 +76,8 @@ def test_pattern_value_set_is_not_searched_again():
     raw = {"a": {"k": 1, "b": {"k": 2}}}
     assert _set_wild(raw, ["**", "k"], {"k": 0}) == 2
     assert raw == {"a": {"k": {"k": 0}, "b": {"k": {"k": 0}}}}
+    raw = {"x[0]": {"k": 1}, "x0": {"k": 1}}  # a key equal to the segment matches even where it reads as a pattern
+    assert _set_wild(raw, ["x[0]", "*"], 2) == 2 and raw == {"x[0]": {"k": 2}, "x0": {"k": 2}}
 
 
 def test_sweep_uses_only_referenced_global_variables(tmp_path):

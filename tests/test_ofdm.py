@@ -164,7 +164,8 @@ def _scenario_system(name: str, tmp_path, stop: dict, sweep: dict, batch_size: i
     sys_["stop"] = {**sys_["stop"], "min_samples": 0, **stop}
     sys_["sweep"] = sweep
     sys_["batch_size"] = batch_size
-    out = {"name": "t", "seed": sc["seed"], "systems": {name: sys_}}
+    out = {"name": "t", "seed": sc["seed"], "systems": {name: sys_},
+           "include": [str(ROOT / "scenarios" / f) for f in sc.get("include", [])]}
     p = tmp_path / "s.yaml"
     p.write_text(yaml.safe_dump(out))
     return str(p)

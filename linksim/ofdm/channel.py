@@ -9,9 +9,9 @@ The channel is applied per RE (no inter-carrier interference; the cyclic prefix 
 counted as overhead by the mapper).
 
 Paired draws (``paired``, default on): channel and noise come from Sionna's generator re-seeded per batch by
-(run seed, block name, split, batch indices), as ``pixel_noise`` does, and the run's own random stream is left
-untouched. Every system and sweep point with a channel block of the same name sees the same channel
-realisations and the same unit noise (scaled by the SNR): LS vs perfect CSI, QPSK vs 16-QAM, JSCC vs SSCC are
+(run seed, block name or ``pair_key``, split, batch indices), as ``pixel_noise`` does, and the run's own random
+stream is left untouched. Every system and sweep point with a channel block of the same name (or the same
+``pair_key``, e.g. inside composites that prefix the names differently) sees the same channel realisations and the same unit noise (scaled by the SNR): LS vs perfect CSI, QPSK vs 16-QAM, JSCC vs SSCC are
 compared on identical channels, which removes the slot-to-slot fading scatter from their differences.
 Noise: Es/N0 = snr_db per data RE and layer, i.e. N0 = 10^(-snr/10)
 per receive antenna with unit-energy symbols.
@@ -65,6 +65,9 @@ class OFDMChannelBlock(Impairment, Block):
         normalize: bool = pydantic.Field(
             False, description="Sionna normalize_channel: scale each slot to E|h|^2 = 1 (removes slot-level fading; "
                                "off: the 3GPP profiles have unit average power already)")
+        pair_key: str | None = pydantic.Field(
+            None, description="key of the paired draws instead of the block's name: channels with one key draw the "
+                              "same realisations in every system, wherever a composite puts them")
         in_training: bool = IN_TRAINING
         label: str | None = LABEL
 
@@ -135,7 +138,7 @@ class OFDMChannelBlock(Impairment, Block):
         bi = self.ctx.batch
         g = sionna_rng(device)
         state = g.get_state()
-        g.manual_seed(batch_seed(self.ctx.seed, self.name, bi.split, int(bi.indices[0]), bi.size, bi.epoch))
+        g.manual_seed(batch_seed(self.ctx.seed, self.p.pair_key or self.name, bi.split, int(bi.indices[0]), bi.size, bi.epoch))
         try:
             yield
         finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import fnmatch
 import functools
 import itertools
 import json
@@ -174,8 +175,6 @@ def _set_wild(cur: Any, parts: list[str], value: Any) -> int:
     """Set where the path exists. A segment is an exact key or a shell-style pattern (``fnmatch``: ``*``,
     ``?``, ``[...]``; ``ldpc_*`` matches every key starting with ``ldpc_``); ``**`` matches any number of
     levels, none included. Returns how many places were set."""
-    import fnmatch
-
     if not parts:
         return 0
     head, rest = parts[0], parts[1:]
@@ -673,7 +672,7 @@ def system_values(cfg: ScenarioCfg, sname: str, point: dict) -> dict:
     values = dict(point)
     for k, v in vars_.items():
         values[k] = _subst(v, values, f"systems.{sname}.vars.{k}")
-    return {**{k: values[k] for k in vars_}, **point}
+    return {**values, **point}
 
 
 def system_nodes(cfg: ScenarioCfg, sname: str, point: dict) -> list[NodeCfg]:

@@ -11,8 +11,9 @@ counted as overhead by the mapper).
 Paired draws (``paired``, default on): channel and noise come from Sionna's generator re-seeded per batch by
 (run seed, block name or ``pair_key``, split, batch indices), as ``pixel_noise`` does, and the run's own random
 stream is left untouched. Every system and sweep point with a channel block of the same name (or the same
-``pair_key``, e.g. inside composites that prefix the names differently) sees the same channel realisations and the same unit noise (scaled by the SNR): LS vs perfect CSI, QPSK vs 16-QAM, JSCC vs SSCC are
-compared on identical channels, which removes the slot-to-slot fading scatter from their differences.
+``pair_key``, e.g. inside composites that prefix the names differently) sees the same channel realisations and
+the same unit noise (scaled by the SNR): LS vs perfect CSI, QPSK vs 16-QAM, JSCC vs SSCC are compared on
+identical channels, which removes the slot-to-slot fading scatter from their differences.
 Noise: Es/N0 = snr_db per data RE and layer, i.e. N0 = 10^(-snr/10)
 per receive antenna with unit-energy symbols.
 """
@@ -138,7 +139,8 @@ class OFDMChannelBlock(Impairment, Block):
         bi = self.ctx.batch
         g = sionna_rng(device)
         state = g.get_state()
-        g.manual_seed(batch_seed(self.ctx.seed, self.p.pair_key or self.name, bi.split, int(bi.indices[0]), bi.size, bi.epoch))
+        key = self.p.pair_key or self.name
+        g.manual_seed(batch_seed(self.ctx.seed, key, bi.split, int(bi.indices[0]), bi.size, bi.epoch))
         try:
             yield
         finally:
